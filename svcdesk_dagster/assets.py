@@ -1,0 +1,161 @@
+"""The Dagster assets `tickets`, `incidents` and `services`: one multi-asset per upstream API.
+
+Built with `@multi_asset(specs=...)` rather than `@dlt_assets`, because only the former takes a
+retry policy and check specs, and with our own specs, because dagster-dlt's default translator
+invents upstream assets and a wrong `dagster/table_name`. The definitions hold no dlt source and
+no secret: the real source is built inside the run, from the configuration in force then.
+"""
+
+from collections.abc import Iterator
+from typing import Any
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    AssetSpec,
+    Backoff,
+    Failure,
+    Jitter,
+    MaterializeResult,
+    RetryPolicy,
+    multi_asset,
+)
+import requests
+from dagster_dlt import DagsterDltResource, DagsterDltTranslator
+from dagster_dlt.translator import DltResourceTranslatorData
+from dlt.pipeline.pipeline import Pipeline
+
+from svcdesk_dagster.resources import (
+    LOADER_FILE_FORMAT,
+    build_pipeline,
+    destination_name,
+)
+from svcdesk_dagster.sources import APIS, VendorApi, build_rest_source
+from svcdesk_dagster.sources.http import RetrySettings, build_session, redact
+from svcdesk_dagster.sources.settings import MissingSettingError, resolve_api_settings
+
+SYNC_RETRY_POLICY = RetryPolicy(
+    max_retries=3, delay=10, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
+)
+"""Dagster's retries, the second layer above the HTTP retries: for an outage longer than those."""
+
+
+def asset_spec(api: VendorApi, resource_name: str) -> AssetSpec:
+    """The asset for one dlt resource: key = resource name, group = API, table = dataset.table."""
+    return AssetSpec(
+        key=AssetKey(resource_name),
+        group_name=api.name,
+        description=api.descriptions.get(resource_name),
+        kinds={"dlt", destination_name()},
+        metadata={"dagster/table_name": table_name(api, resource_name)},
+    )
+
+
+def table_name(api: VendorApi, resource_name: str) -> str:
+    return f"{api.name}.{resource_name}"
+
+
+class VendorApiTranslator(DagsterDltTranslator):
+    """Maps a dlt resource to the same spec `asset_spec` gives the definitions."""
+
+    def __init__(self, api: VendorApi) -> None:
+        self.api = api
+
+    def get_asset_spec(self, data: DltResourceTranslatorData) -> AssetSpec:
+        return asset_spec(self.api, data.resource.name)
+
+
+def sync_pool(api: VendorApi) -> str:
+    """The concurrency pool a sync runs in (limit 1 in dagster.yaml).
+
+    dagster-dlt drops a pipeline's local state and restores it from the destination at the start
+    of every run, so two runs of one pipeline at once corrupt each other: one pool per API. An
+    embedded DuckDB file takes one writing process at a time, so there both APIs share one pool.
+    """
+    return "duckdb" if destination_name() == "duckdb" else api.name
+
+
+def build_sync_assets(api: VendorApi) -> AssetsDefinition:
+    """One multi-asset per API: its resources share a dlt pipeline, so they run in one step."""
+
+    @multi_asset(
+        name=f"{api.name}_sync",
+        specs=[asset_spec(api, name) for name in api.resource_names],
+        can_subset=True,
+        pool=sync_pool(api),
+        retry_policy=SYNC_RETRY_POLICY,
+    )
+    def sync(context: AssetExecutionContext, dlt: DagsterDltResource) -> Iterator[MaterializeResult]:
+        yield from run_sync(context, dlt, api)
+
+    return sync
+
+
+def run_sync(
+    context: AssetExecutionContext, dlt: DagsterDltResource, api: VendorApi
+) -> Iterator[MaterializeResult]:
+    """Builds the real source from the configuration in force and loads the selected assets."""
+    try:
+        settings = resolve_api_settings(api.name)
+    except MissingSettingError as error:
+        # A missing setting does not fix itself: fail at once, without Dagster's retries.
+        raise Failure(description=str(error), allow_retries=False) from None
+    session = build_session(RetrySettings.from_config(), secrets=(settings.api_key,))
+    source = build_rest_source(api, settings, session)
+    pipeline = build_pipeline(api)
+    results = dlt.run(
+        context=context,
+        dlt_source=source,
+        dlt_pipeline=pipeline,
+        dagster_dlt_translator=VendorApiTranslator(api),
+        loader_file_format=LOADER_FILE_FORMAT,
+    )
+    try:
+        for result in results:
+            yield with_table_metadata(result, api, pipeline)
+    except Exception as error:
+        if is_transient(error):
+            raise
+        # Retrying a wrong key, a rejected request or a schema fault only repeats the failure.
+        raise Failure(description=redact(str(error)), allow_retries=False) from error
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether the upstream may answer differently later: a connection fault, a 429 or a 5xx."""
+    for cause in causes(error):
+        if isinstance(cause, requests.HTTPError) and cause.response is not None:
+            return cause.response.status_code == 429 or cause.response.status_code >= 500
+        if isinstance(cause, requests.RequestException):
+            return True
+    return False
+
+
+def causes(error: BaseException) -> Iterator[BaseException]:
+    """The error and the chain of exceptions behind it."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def with_table_metadata(result: Any, api: VendorApi, pipeline: Pipeline) -> MaterializeResult:
+    """dagster-dlt's result with the real table name and the table's row count after the load."""
+    resource_name = result.asset_key.path[-1]
+    metadata = dict(result.metadata or {})
+    metadata["dagster/table_name"] = table_name(api, resource_name)
+    metadata["dagster/row_count"] = count_rows(pipeline, resource_name)
+    return MaterializeResult(asset_key=result.asset_key, metadata=metadata)
+
+
+def count_rows(pipeline: Pipeline, table: str) -> int:
+    """Rows in `table` now, through dlt's SQL client so it works on any SQL destination."""
+    with pipeline.sql_client() as client:
+        qualified = client.make_qualified_table_name(table)
+        rows = client.execute_sql(f"SELECT count(*) FROM {qualified}")
+    return int(rows[0][0])
+
+
+SYNC_ASSETS: tuple[AssetsDefinition, ...] = tuple(build_sync_assets(api) for api in APIS)

@@ -1,0 +1,19 @@
+"""The code location: every asset, job and resource, assembled in one place.
+
+Loads with no configuration and no network (INTERFACE.md): everything that needs a setting or a
+secret is resolved when a run starts.
+"""
+
+from __future__ import annotations
+
+from dagster import Definitions
+
+from svcdesk_dagster.assets import SYNC_ASSETS
+from svcdesk_dagster.jobs import JOBS
+from svcdesk_dagster.resources import dagster_resources
+
+defs = Definitions(
+    assets=list(SYNC_ASSETS),
+    jobs=list(JOBS),
+    resources=dagster_resources(),
+)

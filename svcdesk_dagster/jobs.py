@@ -1,0 +1,25 @@
+"""The jobs INTERFACE.md names: one sync per API, and a full refresh of everything."""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, define_asset_job
+
+service_desk_sync = define_asset_job(
+    "service_desk_sync",
+    selection=AssetSelection.assets("tickets"),
+    description="Sync of `tickets` from the service desk API.",
+)
+
+incident_management_sync = define_asset_job(
+    "incident_management_sync",
+    selection=AssetSelection.assets("incidents", "services"),
+    description="Sync of `incidents` and `services` from the incident management API.",
+)
+
+full_refresh = define_asset_job(
+    "full_refresh",
+    selection=AssetSelection.assets("tickets", "incidents", "services"),
+    description="Rebuilds all three tables from a complete read of both APIs.",
+)
+
+JOBS = (service_desk_sync, incident_management_sync, full_refresh)

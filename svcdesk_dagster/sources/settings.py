@@ -1,0 +1,71 @@
+"""Settings the sources read through dlt's own configuration providers.
+
+Everything is resolved at run time, never at import, so the code location loads with no
+configuration at all (INTERFACE.md) and a run that lacks a setting fails at once with an error
+that names it, the way a user would set it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import dlt
+
+
+class MissingSettingError(ValueError):
+    """A setting a run needs is absent from the environment and from `.dlt/*.toml`."""
+
+
+def env_var_name(*sections: str) -> str:
+    """The environment variable dlt reads for a config path: `SOURCES__SERVICE_DESK__BASE_URL`."""
+    return "__".join(section.upper() for section in sections)
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """Where one upstream API lives and the key to call it with.
+
+    The key is excluded from `repr` so that no log line, traceback local or Dagster event ever
+    shows it.
+    """
+
+    source_name: str
+    base_url: str
+    api_key: str = field(repr=False)
+
+
+def resolve_api_settings(source_name: str) -> ApiSettings:
+    """Reads `sources.<source_name>.base_url` and `.api_key`, naming every missing one."""
+    base_url = dlt.config.get(f"sources.{source_name}.base_url", str)
+    api_key = dlt.secrets.get(f"sources.{source_name}.api_key", str)
+    missing = [
+        (name, where)
+        for name, value, where in (
+            ("base_url", base_url, "config.toml"),
+            ("api_key", api_key, "secrets.toml"),
+        )
+        if not value
+    ]
+    if missing:
+        described = "; ".join(
+            f"{env_var_name('sources', source_name, name)} "
+            f"(or `{name}` under [sources.{source_name}] in .dlt/{where})"
+            for name, where in missing
+        )
+        raise MissingSettingError(f"The {source_name} API is not configured: set {described}.")
+    return ApiSettings(source_name=source_name, base_url=str(base_url).rstrip("/"), api_key=str(api_key))
+
+
+def config_value(path: str, default: Any, expected_type: type) -> Any:
+    """One optional setting from dlt's config, with a typed default and a clear error when bad."""
+    value = dlt.config.get(path)
+    if value is None:
+        return default
+    try:
+        return expected_type(value)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"Setting {env_var_name(*path.split('.'))} must be a {expected_type.__name__}, "
+            f"got {value!r}."
+        ) from error
