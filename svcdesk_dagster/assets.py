@@ -7,6 +7,7 @@ no secret: the real source is built inside the run, from the configuration in fo
 """
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 from dagster import (
@@ -15,6 +16,7 @@ from dagster import (
     AssetsDefinition,
     AssetSpec,
     Backoff,
+    Config,
     Failure,
     Jitter,
     MaterializeResult,
@@ -24,7 +26,9 @@ from dagster import (
 import requests
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator
 from dagster_dlt.translator import DltResourceTranslatorData
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.pipeline.pipeline import Pipeline
+from pydantic import Field
 
 from svcdesk_dagster.resources import (
     LOADER_FILE_FORMAT,
@@ -33,7 +37,13 @@ from svcdesk_dagster.resources import (
 )
 from svcdesk_dagster.sources import APIS, VendorApi, build_rest_source
 from svcdesk_dagster.sources.http import RetrySettings, build_session, redact
-from svcdesk_dagster.sources.settings import MissingSettingError, resolve_api_settings
+from svcdesk_dagster.sources.settings import (
+    MissingSettingError,
+    config_value,
+    resolve_api_settings,
+)
+
+DEFAULT_CLOCK_SKEW_MARGIN_SECONDS = 300.0
 
 SYNC_RETRY_POLICY = RetryPolicy(
     max_retries=3, delay=10, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
@@ -66,6 +76,11 @@ class VendorApiTranslator(DagsterDltTranslator):
         return asset_spec(self.api, data.resource.name)
 
 
+def op_name(api: VendorApi) -> str:
+    """The step that loads one API's assets (job names already take `<api>_sync`)."""
+    return f"{api.name}_dlt"
+
+
 def sync_pool(api: VendorApi) -> str:
     """The concurrency pool a sync runs in (limit 1 in dagster.yaml).
 
@@ -80,36 +95,59 @@ def build_sync_assets(api: VendorApi) -> AssetsDefinition:
     """One multi-asset per API: its resources share a dlt pipeline, so they run in one step."""
 
     @multi_asset(
-        name=f"{api.name}_sync",
+        name=op_name(api),
         specs=[asset_spec(api, name) for name in api.resource_names],
         can_subset=True,
         pool=sync_pool(api),
         retry_policy=SYNC_RETRY_POLICY,
     )
-    def sync(context: AssetExecutionContext, dlt: DagsterDltResource) -> Iterator[MaterializeResult]:
-        yield from run_sync(context, dlt, api)
+    def sync(
+        context: AssetExecutionContext, dlt: DagsterDltResource, config: SyncConfig
+    ) -> Iterator[MaterializeResult]:
+        yield from run_sync(context, dlt, api, config)
 
     return sync
 
 
+class SyncConfig(Config):
+    """How a run reads its API."""
+
+    full_refresh: bool = Field(
+        default=False,
+        description=(
+            "Read the complete listings and replace the tables with them, instead of merging "
+            "what changed since the last sync started. Either way the next incremental sync "
+            "continues from the start of this read."
+        ),
+    )
+
+
 def run_sync(
-    context: AssetExecutionContext, dlt: DagsterDltResource, api: VendorApi
+    context: AssetExecutionContext, dlt: DagsterDltResource, api: VendorApi, config: SyncConfig
 ) -> Iterator[MaterializeResult]:
     """Builds the real source from the configuration in force and loads the selected assets."""
     try:
         settings = resolve_api_settings(api.name)
-    except MissingSettingError as error:
-        # A missing setting does not fix itself: fail at once, without Dagster's retries.
+        margin = clock_skew_margin(api)
+        retry_settings = RetrySettings.from_config()
+    except (MissingSettingError, ValueError) as error:
+        # A missing or malformed setting does not fix itself: fail at once, without retries.
         raise Failure(description=str(error), allow_retries=False) from None
-    session = build_session(RetrySettings.from_config(), secrets=(settings.api_key,))
-    source = build_rest_source(api, settings, session)
+    session = build_session(retry_settings, secrets=(settings.api_key,))
+    source = build_rest_source(
+        api, settings, session, full_refresh=config.full_refresh, clock_skew_margin=margin
+    )
     pipeline = build_pipeline(api)
+    # A full refresh replaces every table; otherwise each resource keeps its own disposition
+    # (merge for the windowed ones, replace for complete listings such as services).
+    overrides = {"write_disposition": "replace"} if config.full_refresh else {}
     results = dlt.run(
         context=context,
         dlt_source=source,
         dlt_pipeline=pipeline,
         dagster_dlt_translator=VendorApiTranslator(api),
         loader_file_format=LOADER_FILE_FORMAT,
+        **overrides,
     )
     try:
         for result in results:
@@ -141,6 +179,18 @@ def causes(error: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
+def clock_skew_margin(api: VendorApi) -> timedelta:
+    """`[sources.<api>] clock_skew_margin`: seconds the vendor's clock may be off ours."""
+    seconds = config_value(
+        f"sources.{api.name}.clock_skew_margin", DEFAULT_CLOCK_SKEW_MARGIN_SECONDS, float
+    )
+    if seconds < 0:
+        raise ValueError(
+            f"Setting SOURCES__{api.name.upper()}__CLOCK_SKEW_MARGIN must not be negative."
+        )
+    return timedelta(seconds=seconds)
+
+
 def with_table_metadata(result: Any, api: VendorApi, pipeline: Pipeline) -> MaterializeResult:
     """dagster-dlt's result with the real table name and the table's row count after the load."""
     resource_name = result.asset_key.path[-1]
@@ -151,10 +201,17 @@ def with_table_metadata(result: Any, api: VendorApi, pipeline: Pipeline) -> Mate
 
 
 def count_rows(pipeline: Pipeline, table: str) -> int:
-    """Rows in `table` now, through dlt's SQL client so it works on any SQL destination."""
+    """Rows in `table` now, through dlt's SQL client so it works on any SQL destination.
+
+    dlt creates a table only once a row arrives for it: an API that has no records yet has no
+    table, which is zero rows, not an error.
+    """
     with pipeline.sql_client() as client:
         qualified = client.make_qualified_table_name(table)
-        rows = client.execute_sql(f"SELECT count(*) FROM {qualified}")
+        try:
+            rows = client.execute_sql(f"SELECT count(*) FROM {qualified}")
+        except DatabaseUndefinedRelation:
+            return 0
     return int(rows[0][0])
 
 

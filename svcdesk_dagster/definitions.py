@@ -6,7 +6,7 @@ secret is resolved when a run starts.
 
 from __future__ import annotations
 
-from dagster import Definitions
+from dagster import Definitions, in_process_executor
 
 from svcdesk_dagster.assets import SYNC_ASSETS
 from svcdesk_dagster.jobs import JOBS
@@ -16,4 +16,7 @@ defs = Definitions(
     assets=list(SYNC_ASSETS),
     jobs=list(JOBS),
     resources=dagster_resources(),
+    # One process per run: the multiprocess default re-imports the code location for every step
+    # (about 4 s each), and the steps of one run would contend for the embedded DuckDB file.
+    executor=in_process_executor,
 )

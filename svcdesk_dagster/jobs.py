@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
 
+from svcdesk_dagster.assets import op_name
+from svcdesk_dagster.sources import APIS
+
 service_desk_sync = define_asset_job(
     "service_desk_sync",
     selection=AssetSelection.assets("tickets"),
@@ -19,7 +22,15 @@ incident_management_sync = define_asset_job(
 full_refresh = define_asset_job(
     "full_refresh",
     selection=AssetSelection.assets("tickets", "incidents", "services"),
-    description="Rebuilds all three tables from a complete read of both APIs.",
+    description=(
+        "Rebuilds all three tables from a complete read of both APIs and restarts the "
+        "incremental windows from that read."
+    ),
+    config={
+        "ops": {
+            op_name(api): {"config": {"full_refresh": True}} for api in APIS
+        }
+    },
 )
 
 JOBS = (service_desk_sync, incident_management_sync, full_refresh)

@@ -39,14 +39,19 @@ def duckdb_file() -> Path:
     return Path(configured) if configured else Path.cwd() / DEFAULT_DUCKDB_FILE
 
 
+REPLACE_STRATEGY = "insert-from-staging"
+"""A replaced table is swapped in one transaction from a staging dataset, so a run that fails
+part-way leaves the table as it was instead of empty or half-loaded."""
+
+
 def build_destination() -> Destination:
     """The destination named by `SVCDESK_DESTINATION`; its credentials come from dlt's config."""
     name = destination_name()
     if name == "duckdb":
         path = duckdb_file()
         path.parent.mkdir(parents=True, exist_ok=True)
-        return dlt.destinations.duckdb(credentials=str(path))
-    return Destination.from_reference(name)
+        return dlt.destinations.duckdb(credentials=str(path), replace_strategy=REPLACE_STRATEGY)
+    return Destination.from_reference(name, replace_strategy=REPLACE_STRATEGY)
 
 
 def pipeline_name(api: VendorApi) -> str:

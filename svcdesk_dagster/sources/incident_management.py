@@ -57,8 +57,13 @@ INCIDENT_MANAGEMENT = VendorApi(
                 "paginator": PAGINATOR,
             },
             "columns": SERVICE_COLUMNS,
+            # The API always lists every live service (it ignores `updated_since`), so each sync
+            # replaces the table: a service removed upstream leaves it, atomically (the load goes
+            # through a staging dataset).
+            "write_disposition": "replace",
         },
     ),
+    window_params={"incidents": "updated_since"},
     descriptions={
         "incidents": (
             "On-call incidents, one row per incident, merged on `id` (incidents are resolved, "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import requests
@@ -18,8 +19,9 @@ from dlt.extract.source import DltSource
 from dlt.sources.rest_api import rest_api_source
 from dlt.sources.rest_api.typing import EndpointResource
 
-from svcdesk_dagster.sources.paginator import PAGINATOR_TYPE
+from svcdesk_dagster.sources.paginator import PAGINATOR_TYPE, VendorOffsetPaginator
 from svcdesk_dagster.sources.settings import ApiSettings
+from svcdesk_dagster.sources.window import SyncWindow
 
 PAGE_LIMIT = 100
 """Records per request: the seeds' limit, and the most the vendor allows (API_CONTRACT.md)."""
@@ -42,14 +44,31 @@ class VendorApi:
     title: str
     resources: tuple[EndpointResource, ...]
     descriptions: dict[str, str] = field(default_factory=dict)
+    window_params: dict[str, str] = field(default_factory=dict)
+    """Resources read incrementally, and the query parameter that opens their window."""
 
     @property
     def resource_names(self) -> tuple[str, ...]:
         return tuple(str(resource["name"]) for resource in self.resources)
 
 
-def build_rest_source(api: VendorApi, settings: ApiSettings, session: requests.Session) -> DltSource:
-    """A `rest_api_source` for `api`, calling it at `settings.base_url` through `session`."""
+def build_rest_source(
+    api: VendorApi,
+    settings: ApiSettings,
+    session: requests.Session,
+    *,
+    full_refresh: bool = False,
+    clock_skew_margin: timedelta = timedelta(minutes=5),
+) -> DltSource:
+    """A `rest_api_source` for `api`, calling it at `settings.base_url` through `session`.
+
+    Resources with a window parameter read only what changed since the last read started (less
+    `clock_skew_margin`), unless `full_refresh`, which reads the complete listing.
+    """
+    resources = [
+        _with_window(resource, api.window_params, full_refresh, clock_skew_margin)
+        for resource in api.resources
+    ]
     config = {
         "client": {
             "base_url": settings.base_url,
@@ -62,10 +81,32 @@ def build_rest_source(api: VendorApi, settings: ApiSettings, session: requests.S
             "session": session,
         },
         "resource_defaults": RESOURCE_DEFAULTS,
-        # rest_api_source consumes parts of the resource dicts; keep the module-level ones intact.
-        "resources": copy.deepcopy(list(api.resources)),
+        "resources": resources,
     }
-    return rest_api_source(config, name=api.name)  # type: ignore[arg-type]
+    # root_key: child tables carry `_dlt_root_id` under every write disposition, so a table can
+    # be replaced by a full refresh and merged by the next sync without breaking its children.
+    return rest_api_source(config, name=api.name, root_key=True)  # type: ignore[arg-type]
+
+
+def _with_window(
+    resource: EndpointResource,
+    window_params: dict[str, str],
+    full_refresh: bool,
+    margin: timedelta,
+) -> EndpointResource:
+    """A copy of `resource` (rest_api_source consumes its dicts) whose paginator opens its window."""
+    resource = copy.deepcopy(resource)
+    name = str(resource["name"])
+    if name in window_params:
+        endpoint = resource["endpoint"]
+        window = SyncWindow(
+            resource=name, param=window_params[name], margin=margin, incremental=not full_refresh
+        )
+        # rest_api validates paginator dicts against its own types: pass ours as an instance.
+        endpoint["paginator"] = VendorOffsetPaginator(
+            limit=endpoint["paginator"]["limit"], window=window
+        )
+    return resource
 
 
 def column(data_type: str, nullable: bool, **hints: Any) -> dict[str, Any]:

@@ -43,6 +43,7 @@ SERVICE_DESK = VendorApi(
             "nested_hints": {"tags": {"columns": TAG_COLUMNS}},
         },
     ),
+    window_params={"tickets": "updated_since"},
     descriptions={
         "tickets": (
             "Service-desk tickets, one row per live ticket, merged on `id`; soft-deleted tickets "
