@@ -6,6 +6,7 @@ invents upstream assets and a wrong `dagster/table_name`. The definitions hold n
 no secret: the real source is built inside the run, from the configuration in force then.
 """
 
+import os
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -18,12 +19,15 @@ from dagster import (
     Backoff,
     Config,
     Failure,
+    FreshnessPolicy,
     Jitter,
     MaterializeResult,
     RetryPolicy,
     multi_asset,
 )
+
 import requests
+from dagster._core.definitions.utils import is_valid_owner
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator
 from dagster_dlt.translator import DltResourceTranslatorData
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
@@ -36,7 +40,7 @@ from svcdesk_dagster.resources import (
     destination_name,
 )
 from svcdesk_dagster.sources import APIS, VendorApi, build_rest_source
-from svcdesk_dagster.sources.http import RetrySettings, build_session, redact
+from svcdesk_dagster.sources.http import RetrySettings, ResponseTally, build_session, redact
 from svcdesk_dagster.sources.settings import (
     MissingSettingError,
     config_value,
@@ -51,6 +55,16 @@ SYNC_RETRY_POLICY = RetryPolicy(
 """Dagster's retries, the second layer above the HTTP retries: for an outage longer than those."""
 
 
+DEFAULT_FRESHNESS = {
+    "tickets": timedelta(hours=2),
+    "incidents": timedelta(minutes=30),
+    "services": timedelta(days=1),
+}
+"""How old each table may get before Dagster flags it; `SVCDESK_FRESHNESS_<ASSET>_MINUTES`."""
+
+OWNERS_ENV = "SVCDESK_OWNERS"
+
+
 def asset_spec(api: VendorApi, resource_name: str) -> AssetSpec:
     """The asset for one dlt resource: key = resource name, group = API, table = dataset.table."""
     return AssetSpec(
@@ -58,8 +72,36 @@ def asset_spec(api: VendorApi, resource_name: str) -> AssetSpec:
         group_name=api.name,
         description=api.descriptions.get(resource_name),
         kinds={"dlt", destination_name()},
+        owners=asset_owners(),
+        freshness_policy=FreshnessPolicy.time_window(fail_window=freshness_window(resource_name)),
         metadata={"dagster/table_name": table_name(api, resource_name)},
     )
+
+
+def asset_owners() -> list[str]:
+    """`SVCDESK_OWNERS`: comma-separated emails or `team:<name>`, as Dagster accepts them."""
+    owners = [owner.strip() for owner in os.environ.get(OWNERS_ENV, "").split(",") if owner.strip()]
+    invalid = [owner for owner in owners if not is_valid_owner(owner)]
+    if invalid:
+        raise ValueError(
+            f"{OWNERS_ENV} holds {', '.join(invalid)}: each owner must be an email address or "
+            "`team:<name>`."
+        )
+    return owners
+
+
+def freshness_window(resource_name: str) -> timedelta:
+    variable = f"SVCDESK_FRESHNESS_{resource_name.upper()}_MINUTES"
+    value = os.environ.get(variable, "").strip()
+    if not value:
+        return DEFAULT_FRESHNESS[resource_name]
+    try:
+        minutes = float(value)
+    except ValueError:
+        minutes = -1.0
+    if minutes <= 0:
+        raise ValueError(f"{variable} must be a positive number of minutes, got {value!r}.")
+    return timedelta(minutes=minutes)
 
 
 def table_name(api: VendorApi, resource_name: str) -> str:
@@ -133,7 +175,8 @@ def run_sync(
     except (MissingSettingError, ValueError) as error:
         # A missing or malformed setting does not fix itself: fail at once, without retries.
         raise Failure(description=str(error), allow_retries=False) from None
-    session = build_session(retry_settings, secrets=(settings.api_key,))
+    tally = ResponseTally()
+    session = build_session(retry_settings, secrets=(settings.api_key,), tally=tally)
     source = build_rest_source(
         api, settings, session, full_refresh=config.full_refresh, clock_skew_margin=margin
     )
@@ -149,9 +192,10 @@ def run_sync(
         loader_file_format=LOADER_FILE_FORMAT,
         **overrides,
     )
+    sync_mode = "full_refresh" if config.full_refresh else "incremental"
     try:
         for result in results:
-            yield with_table_metadata(result, api, pipeline)
+            yield with_run_metadata(result, api, pipeline, tally, sync_mode)
     except Exception as error:
         if is_transient(error):
             raise
@@ -191,13 +235,31 @@ def clock_skew_margin(api: VendorApi) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def with_table_metadata(result: Any, api: VendorApi, pipeline: Pipeline) -> MaterializeResult:
-    """dagster-dlt's result with the real table name and the table's row count after the load."""
+def with_run_metadata(
+    result: Any, api: VendorApi, pipeline: Pipeline, tally: ResponseTally, sync_mode: str
+) -> MaterializeResult:
+    """dagster-dlt's result, with the real table name, the table's rows after the load (also
+    when the run brought none), and what this run read: rows, pages, retried responses, mode."""
     resource_name = result.asset_key.path[-1]
+    path = api.endpoint_path(resource_name)
     metadata = dict(result.metadata or {})
-    metadata["dagster/table_name"] = table_name(api, resource_name)
-    metadata["dagster/row_count"] = count_rows(pipeline, resource_name)
+    metadata.update(
+        {
+            "dagster/table_name": table_name(api, resource_name),
+            "dagster/row_count": count_rows(pipeline, resource_name),
+            "sync_mode": sync_mode,
+            "rows_fetched": rows_fetched(pipeline, resource_name),
+            "pages_fetched": tally.count(path),
+            "responses_retried": tally.count(path, ok=False),
+        }
+    )
     return MaterializeResult(asset_key=result.asset_key, metadata=metadata)
+
+
+def rows_fetched(pipeline: Pipeline, table: str) -> int:
+    """Records this run read for `table` (every record read becomes one row in the load)."""
+    normalize_info = pipeline.last_trace.last_normalize_info if pipeline.last_trace else None
+    return int(normalize_info.row_counts.get(table, 0)) if normalize_info else 0
 
 
 def count_rows(pipeline: Pipeline, table: str) -> int:

@@ -14,16 +14,20 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 import requests
 from dlt.sources.helpers.requests import Client
+from requests.adapters import HTTPAdapter
 from requests.exceptions import ChunkedEncodingError, ConnectionError, ContentDecodingError, Timeout
 
 from svcdesk_dagster.sources.settings import config_value
 
 SEED_RETRY_STATUSES = (429, 500, 502, 503, 504)
+MAX_CONNECTIONS = 50
 RETRIED_EXCEPTIONS = (ConnectionError, Timeout, ChunkedEncodingError, ContentDecodingError)
 _QUERY_SECRET = re.compile(r"(?i)(api_key=)[^&#\s'\"]+")
 REDACTED = "***"
@@ -86,8 +90,50 @@ def _redacting(send: Callable[..., requests.Response], secrets: tuple[str, ...])
     return send_redacted
 
 
-def build_session(settings: RetrySettings, secrets: tuple[str, ...] = ()) -> requests.Session:
-    """A session with the seeds' retry policy that never shows the given secrets in an error."""
+class ResponseTally:
+    """Responses per URL path and status, for the run's metadata.
+
+    Counted per attempt, at the transport adapter: a page that needed two retries shows one 200
+    and two failures. A connection that failed before any answer counts as status 0.
+    """
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[str, int]] = Counter()
+
+    def record(self, url: str, status: int) -> None:
+        self.counts[(urlsplit(url).path, status)] += 1
+
+    def count(self, path_suffix: str, ok: bool = True) -> int:
+        """Responses to paths ending in `path_suffix`: the 200s, or (ok=False) all the others."""
+        return sum(
+            n
+            for (path, status), n in self.counts.items()
+            if path.endswith(path_suffix) and (status == 200) == ok
+        )
+
+
+class TallyingAdapter(HTTPAdapter):
+    """The transport adapter, counting every attempt into a `ResponseTally`."""
+
+    def __init__(self, tally: ResponseTally, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.tally = tally
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        try:
+            response = super().send(request, *args, **kwargs)
+        except requests.RequestException:
+            self.tally.record(str(request.url), 0)
+            raise
+        self.tally.record(str(request.url), response.status_code)
+        return response
+
+
+def build_session(
+    settings: RetrySettings, secrets: tuple[str, ...] = (), tally: ResponseTally | None = None
+) -> requests.Session:
+    """A session with the seeds' retry policy that never shows the given secrets in an error,
+    counting its responses into `tally` when one is given."""
     client = Client(
         request_timeout=settings.request_timeout,
         raise_for_status=False,
@@ -97,7 +143,12 @@ def build_session(settings: RetrySettings, secrets: tuple[str, ...] = ()) -> req
         request_backoff_factor=settings.backoff_factor,
         request_max_retry_delay=settings.max_retry_delay,
         respect_retry_after_header=True,
+        max_connections=MAX_CONNECTIONS,
     )
     session = client.session
+    if tally is not None:
+        adapter = TallyingAdapter(tally, pool_maxsize=MAX_CONNECTIONS)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
     session.send = _redacting(session.send, secrets)  # type: ignore[method-assign]
     return session

@@ -51,6 +51,11 @@ class VendorApi:
     def resource_names(self) -> tuple[str, ...]:
         return tuple(str(resource["name"]) for resource in self.resources)
 
+    def endpoint_path(self, resource_name: str) -> str:
+        """The path `resource_name` is read from, e.g. `/v1/tickets`."""
+        resource = next(r for r in self.resources if r["name"] == resource_name)
+        return str(resource["endpoint"]["path"])
+
 
 def build_rest_source(
     api: VendorApi,
