@@ -26,7 +26,6 @@ from dagster import (
     multi_asset,
 )
 
-import requests
 from dagster._core.definitions.utils import is_valid_owner
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator
 from dagster_dlt.translator import DltResourceTranslatorData
@@ -40,7 +39,8 @@ from svcdesk_dagster.resources import (
     destination_name,
 )
 from svcdesk_dagster.sources import APIS, VendorApi, build_rest_source
-from svcdesk_dagster.sources.http import RetrySettings, ResponseTally, build_session, redact
+from svcdesk_dagster.sources.errors import explain
+from svcdesk_dagster.sources.http import RetrySettings, ResponseTally, build_session
 from svcdesk_dagster.sources.settings import (
     MissingSettingError,
     config_value,
@@ -49,10 +49,16 @@ from svcdesk_dagster.sources.settings import (
 
 DEFAULT_CLOCK_SKEW_MARGIN_SECONDS = 300.0
 
-SYNC_RETRY_POLICY = RetryPolicy(
-    max_retries=3, delay=10, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
-)
-"""Dagster's retries, the second layer above the HTTP retries: for an outage longer than those."""
+def sync_retry_policy() -> RetryPolicy:
+    """Dagster's retries, the second layer above the HTTP retries, for an outage longer than those
+    (transient failures only: `run_sync` marks the others final). `SVCDESK_STEP_RETRIES` (3) and
+    `SVCDESK_STEP_RETRY_DELAY_SECONDS` (10: then about 20 and 40, with jitter)."""
+    return RetryPolicy(
+        max_retries=int(os.environ.get("SVCDESK_STEP_RETRIES", "3")),
+        delay=float(os.environ.get("SVCDESK_STEP_RETRY_DELAY_SECONDS", "10")),
+        backoff=Backoff.EXPONENTIAL,
+        jitter=Jitter.PLUS_MINUS,
+    )
 
 
 DEFAULT_FRESHNESS = {
@@ -141,7 +147,7 @@ def build_sync_assets(api: VendorApi) -> AssetsDefinition:
         specs=[asset_spec(api, name) for name in api.resource_names],
         can_subset=True,
         pool=sync_pool(api),
-        retry_policy=SYNC_RETRY_POLICY,
+        retry_policy=sync_retry_policy(),
     )
     def sync(
         context: AssetExecutionContext, dlt: DagsterDltResource, config: SyncConfig
@@ -197,30 +203,12 @@ def run_sync(
         for result in results:
             yield with_run_metadata(result, api, pipeline, tally, sync_mode)
     except Exception as error:
-        if is_transient(error):
-            raise
-        # Retrying a wrong key, a rejected request or a schema fault only repeats the failure.
-        raise Failure(description=redact(str(error)), allow_retries=False) from error
-
-
-def is_transient(error: BaseException) -> bool:
-    """Whether the upstream may answer differently later: a connection fault, a 429 or a 5xx."""
-    for cause in causes(error):
-        if isinstance(cause, requests.HTTPError) and cause.response is not None:
-            return cause.response.status_code == 429 or cause.response.status_code >= 500
-        if isinstance(cause, requests.RequestException):
-            return True
-    return False
-
-
-def causes(error: BaseException) -> Iterator[BaseException]:
-    """The error and the chain of exceptions behind it."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
+        # Only what may pass (a 429, a 5xx, a dropped connection) is worth Dagster's retries;
+        # retrying a wrong key, a rejected request or a broken record repeats the failure.
+        explanation = explain(error, api.name, api.title)
+        raise Failure(
+            description=explanation.message, allow_retries=explanation.transient
+        ) from error
 
 
 def clock_skew_margin(api: VendorApi) -> timedelta:

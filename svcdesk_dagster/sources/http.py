@@ -1,9 +1,12 @@
 """The one HTTP session both upstream APIs are called through.
 
 The seeds' retry policy lives here and nowhere else: retry 429, 500, 502, 503 and 504 (plus
-dropped connections and bodies cut short) at most 3 times, with exponential backoff of factor 2,
-honouring `Retry-After`. dlt's `Client` does the retrying; we only give it the seeds' numbers,
-because its defaults differ (it counts *attempts*, not retries, and retries every 5xx).
+dropped connections, timeouts and bodies cut short) at most 3 times, with exponential backoff of
+factor 2 (2, 4, 8 s), honouring `Retry-After` between a floor (a `Retry-After: 0` would otherwise
+burn every retry within the same second the vendor is still counting) and a cap. Any other status
+is final at once. dlt's `Client` is not used: it counts attempts rather than retries, retries every
+5xx, lets `Retry-After: 0` fall back to a backoff that can be shorter than the rate window, and
+the REST client calls `Session.send` directly, bypassing the timeout its session sets.
 
 The API key travels in the query string (the seeds' `location: query`), so any error message that
 quotes a URL would show it. The session redacts it from every exception it raises, once, for both
@@ -13,21 +16,31 @@ APIs.
 from __future__ import annotations
 
 import functools
+import logging
 import re
+import time
 from collections import Counter
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
 import requests
-from dlt.sources.helpers.requests import Client
 from requests.adapters import HTTPAdapter
 from requests.exceptions import ChunkedEncodingError, ConnectionError, ContentDecodingError, Timeout
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_any,
+    retry_if_exception_type,
+    stop_after_attempt,
+)
 
 from svcdesk_dagster.sources.settings import config_value
 
 SEED_RETRY_STATUSES = (429, 500, 502, 503, 504)
 MAX_CONNECTIONS = 50
+USER_AGENT = "svcdesk_dagster (dlt rest_api)"
 RETRIED_EXCEPTIONS = (ConnectionError, Timeout, ChunkedEncodingError, ContentDecodingError)
 _QUERY_SECRET = re.compile(r"(?i)(api_key=)[^&#\s'\"]+")
 REDACTED = "***"
@@ -40,6 +53,7 @@ class RetrySettings:
     max_retries: int = 3
     backoff_factor: float = 2.0
     max_retry_delay: float = 60.0
+    retry_after_floor: float = 1.0
     request_timeout: float = 60.0
     retry_statuses: tuple[int, ...] = SEED_RETRY_STATUSES
 
@@ -54,6 +68,9 @@ class RetrySettings:
             ),
             max_retry_delay=config_value(
                 "sources.http.max_retry_delay", defaults.max_retry_delay, float
+            ),
+            retry_after_floor=config_value(
+                "sources.http.retry_after_floor", defaults.retry_after_floor, float
             ),
             request_timeout=config_value(
                 "sources.http.request_timeout", defaults.request_timeout, float
@@ -75,17 +92,84 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     return text
 
 
-def _redacting(send: Callable[..., requests.Response], secrets: tuple[str, ...]) -> Callable[..., Any]:
-    """Wraps `Session.send` so no exception it raises carries a key, in its text or its causes."""
+def _redacted(request: requests.PreparedRequest | requests.Request | None) -> requests.PreparedRequest | None:
+    """A copy of the failed request whose URL no longer carries the key (for `explain`)."""
+    if not isinstance(request, requests.PreparedRequest):
+        return None
+    copy = request.copy()
+    copy.url = redact(str(copy.url))
+    return copy
+
+
+def retry_policy(settings: RetrySettings) -> Retrying:
+    """The seeds' policy: which answers to retry, how often, and how long to wait between."""
+    statuses = frozenset(settings.retry_statuses)
+
+    def retried_status(state: RetryCallState) -> bool:
+        response = _response_of(state)
+        return response is not None and response.status_code in statuses
+
+    return Retrying(
+        retry=retry_any(retry_if_exception_type(RETRIED_EXCEPTIONS), retried_status),
+        wait=functools.partial(_wait, settings),
+        stop=stop_after_attempt(settings.max_retries + 1),
+        reraise=True,
+        # Out of retries on a status: hand back the last answer, so the caller sees its status.
+        retry_error_callback=lambda state: state.outcome.result(),
+    )
+
+
+def _response_of(state: RetryCallState) -> requests.Response | None:
+    """The answer an attempt got: its result, or the response of the HTTPError that dlt's REST
+    client raises from a response hook inside `send` for every status >= 400."""
+    if state.outcome is None:
+        return None
+    if state.outcome.failed:
+        error = state.outcome.exception()
+        return error.response if isinstance(error, requests.HTTPError) else None
+    result = state.outcome.result()
+    return result if isinstance(result, requests.Response) else None
+
+
+def _wait(settings: RetrySettings, state: RetryCallState) -> float:
+    backoff = settings.backoff_factor * 2 ** (state.attempt_number - 1)
+    response = _response_of(state)
+    retry_after = _retry_after_seconds(response) if response is not None else None
+    if response is not None and response.status_code == 429:
+        wait = max(settings.retry_after_floor, backoff if retry_after is None else retry_after)
+    else:
+        wait = backoff if retry_after is None else retry_after
+    return min(wait, settings.max_retry_delay)
+
+
+def _retry_after_seconds(response: requests.Response) -> float | None:
+    """`Retry-After` in seconds (the contract sends whole seconds; an HTTP date is honoured too)."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+def _with_policy(
+    send: Callable[..., requests.Response], settings: RetrySettings, secrets: tuple[str, ...]
+) -> Callable[..., requests.Response]:
+    """`Session.send` with the retry policy, the request timeout, and errors free of keys."""
+    send_with_retries = retry_policy(settings).wraps(send)
 
     @functools.wraps(send)
-    def send_redacted(*args: Any, **kwargs: Any) -> requests.Response:
+    def send_redacted(request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", settings.request_timeout)
         try:
-            return send(*args, **kwargs)
+            return send_with_retries(request, **kwargs)
         except requests.RequestException as error:
-            response = error.response
             message = redact(str(error), secrets)
-            raise type(error)(message, response=response) from None
+            raise type(error)(message, response=error.response, request=_redacted(error.request)) from None
 
     return send_redacted
 
@@ -129,26 +213,44 @@ class TallyingAdapter(HTTPAdapter):
         return response
 
 
+class RedactingLogFilter(logging.Filter):
+    """Takes keys out of log records: urllib3 logs every request line, query string included,
+    at DEBUG, which is the first level anyone turns on when a sync misbehaves."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+LOGGERS_THAT_QUOTE_URLS = ("urllib3.connectionpool", "dlt")
+_LOG_FILTER = RedactingLogFilter()
+
+
+def redact_logs() -> None:
+    """Installs the filter on the loggers that quote request URLs (idempotent)."""
+    for name in LOGGERS_THAT_QUOTE_URLS:
+        logger = logging.getLogger(name)
+        if _LOG_FILTER not in logger.filters:
+            logger.addFilter(_LOG_FILTER)
+
+
 def build_session(
     settings: RetrySettings, secrets: tuple[str, ...] = (), tally: ResponseTally | None = None
 ) -> requests.Session:
     """A session with the seeds' retry policy that never shows the given secrets in an error,
     counting its responses into `tally` when one is given."""
-    client = Client(
-        request_timeout=settings.request_timeout,
-        raise_for_status=False,
-        status_codes=settings.retry_statuses,
-        exceptions=RETRIED_EXCEPTIONS,
-        request_max_attempts=settings.max_retries + 1,
-        request_backoff_factor=settings.backoff_factor,
-        request_max_retry_delay=settings.max_retry_delay,
-        respect_retry_after_header=True,
-        max_connections=MAX_CONNECTIONS,
+    redact_logs()
+    session = requests.Session()
+    session.headers["User-Agent"] = USER_AGENT
+    adapter = (
+        TallyingAdapter(tally, pool_maxsize=MAX_CONNECTIONS)
+        if tally is not None
+        else HTTPAdapter(pool_maxsize=MAX_CONNECTIONS)
     )
-    session = client.session
-    if tally is not None:
-        adapter = TallyingAdapter(tally, pool_maxsize=MAX_CONNECTIONS)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-    session.send = _redacting(session.send, secrets)  # type: ignore[method-assign]
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.send = _with_policy(session.send, settings, secrets)  # type: ignore[method-assign]
     return session

@@ -28,6 +28,7 @@ from dlt.sources.helpers.rest_client.paginators import OffsetPaginator
 from dlt.sources.rest_api.config_setup import register_paginator
 from requests import Request, Response
 
+from svcdesk_dagster.sources.errors import VendorContractError
 from svcdesk_dagster.sources.window import SyncWindow
 
 PAGINATOR_TYPE = "vendor_offset"
@@ -66,6 +67,7 @@ class VendorOffsetPaginator(OffsetPaginator):
         """Decides the next offset; drops, in place, the records of `data` already read."""
         page = data if data is not None else []
         offset, received = self.current_value, len(page)
+        self._check_ids(page, offset)
         if self._listing_shifted(offset, page):
             self._rewind(offset, page)
             return
@@ -75,6 +77,22 @@ class VendorOffsetPaginator(OffsetPaginator):
         self._has_next_page = received >= self.limit
         # Start the next page on the last record of this one: the overlap that proves no shift.
         self.current_value = offset + received - 1
+
+    def _check_ids(self, page: list[Any], offset: int) -> None:
+        """Every record has an id and they ascend: what the contract promises and paging relies on."""
+        previous = None
+        for position, record in enumerate(page):
+            key = record.get(self.id_field) if isinstance(record, dict) else None
+            if key is None:
+                raise VendorContractError(
+                    f"the record at offset {offset + position} has no `{self.id_field}`"
+                )
+            if previous is not None and not _ascending(previous, key):
+                raise VendorContractError(
+                    f"`{self.id_field}` {key!r} at offset {offset + position} does not come after "
+                    f"{previous!r}: listings must be in ascending `{self.id_field}` order"
+                )
+            previous = key
 
     def _listing_shifted(self, offset: int, page: list[Any]) -> bool:
         """The record we overlapped on is no longer where we left it (or the page is gone)."""
@@ -103,6 +121,13 @@ class VendorOffsetPaginator(OffsetPaginator):
 
     def __str__(self) -> str:
         return f"{type(self).__name__}(limit={self.limit}, next offset={self.current_value})"
+
+
+def _ascending(previous: Any, key: Any) -> bool:
+    try:
+        return bool(previous < key)
+    except TypeError:  # ids of different types: no order at all
+        return False
 
 
 register_paginator(PAGINATOR_TYPE, VendorOffsetPaginator)

@@ -8,9 +8,12 @@ that names it, the way a user would set it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 import dlt
+from dlt.common.configuration import configspec, resolve_configuration
+from dlt.common.configuration.specs import BaseConfiguration
+from dlt.common.typing import TSecretStrValue
 
 
 class MissingSettingError(ValueError):
@@ -35,15 +38,23 @@ class ApiSettings:
     api_key: str = field(repr=False)
 
 
+@configspec
+class ApiSettingsSpec(BaseConfiguration):
+    """dlt's view of `[sources.<api>]`: the secret type hint keeps the key out of dlt's trace of
+    resolved settings (trace.pickle), which records every other value in clear."""
+
+    base_url: Optional[str] = None
+    api_key: Optional[TSecretStrValue] = None
+
+
 def resolve_api_settings(source_name: str) -> ApiSettings:
     """Reads `sources.<source_name>.base_url` and `.api_key`, naming every missing one."""
-    base_url = dlt.config.get(f"sources.{source_name}.base_url", str)
-    api_key = dlt.secrets.get(f"sources.{source_name}.api_key", str)
+    spec = resolve_configuration(ApiSettingsSpec(), sections=("sources", source_name))
     missing = [
         (name, where)
         for name, value, where in (
-            ("base_url", base_url, "config.toml"),
-            ("api_key", api_key, "secrets.toml"),
+            ("base_url", spec.base_url, "config.toml"),
+            ("api_key", spec.api_key, "secrets.toml"),
         )
         if not value
     ]
@@ -54,7 +65,9 @@ def resolve_api_settings(source_name: str) -> ApiSettings:
             for name, where in missing
         )
         raise MissingSettingError(f"The {source_name} API is not configured: set {described}.")
-    return ApiSettings(source_name=source_name, base_url=str(base_url).rstrip("/"), api_key=str(api_key))
+    return ApiSettings(
+        source_name=source_name, base_url=str(spec.base_url).rstrip("/"), api_key=str(spec.api_key)
+    )
 
 
 def config_value(path: str, default: Any, expected_type: type) -> Any:

@@ -1,0 +1,110 @@
+"""What went wrong with an upstream API, said so that the person on call can act on it.
+
+dlt wraps every failure of a run in its own step exceptions; the cause a user needs (a wrong
+key, a vendor rejecting a request, an endpoint that kept failing) sits somewhere down the chain.
+`explain` finds it and says it plainly, naming the setting to check or the endpoint, status and
+offset reached, and tells whether a later attempt may succeed (so Dagster retries only those).
+Every text passes through `redact`: nothing here can show a key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+
+from svcdesk_dagster.sources.http import redact
+from svcdesk_dagster.sources.settings import MissingSettingError, env_var_name
+
+
+class VendorContractError(ValueError):
+    """The vendor sent something API_CONTRACT.md rules out (a record without an id, ids out of
+    order): loading on would silently corrupt the table, so the read stops."""
+
+
+@dataclass(frozen=True)
+class Explanation:
+    message: str
+    transient: bool
+    """A later attempt may succeed (a 429, a 5xx, a dropped connection): worth a Dagster retry."""
+
+
+def causes(error: BaseException) -> Iterator[BaseException]:
+    """The error and the chain of exceptions behind it."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def explain(error: BaseException, source_name: str, title: str) -> Explanation:
+    """The cause of a failed sync of the `title` API (config section `source_name`)."""
+    for cause in causes(error):
+        if isinstance(cause, MissingSettingError):
+            return Explanation(str(cause), transient=False)
+        if isinstance(cause, requests.HTTPError) and cause.response is not None:
+            return _explain_status(cause.response, source_name, title)
+        if isinstance(cause, requests.RequestException):
+            where = _where(cause.request.url if cause.request is not None else None)
+            return Explanation(
+                f"The {title} API could not be reached{where} even after retries: "
+                f"{redact(str(cause))}",
+                transient=True,
+            )
+        if isinstance(cause, VendorContractError):
+            return Explanation(f"The {title} API broke its contract: {cause}", transient=False)
+    return Explanation(redact(str(error)), transient=False)
+
+
+def _explain_status(response: requests.Response, source_name: str, title: str) -> Explanation:
+    status = response.status_code
+    where = _where(response.url)
+    said = _vendor_message(response)
+    if status in (401, 403):
+        return Explanation(
+            f"Authentication failed for the {title} API ({status}{said}): check "
+            f"{env_var_name('sources', source_name, 'api_key')}.",
+            transient=False,
+        )
+    if status == 404:
+        return Explanation(
+            f"The {title} API has no such endpoint{where} (404{said}): check "
+            f"{env_var_name('sources', source_name, 'base_url')}.",
+            transient=False,
+        )
+    if status == 429 or status >= 500:
+        return Explanation(
+            f"The {title} API kept failing{where}: it answered {status} {response.reason} "
+            f"after every retry{said}.",
+            transient=True,
+        )
+    return Explanation(
+        f"The {title} API rejected the request{where} ({status} {response.reason}{said}).",
+        transient=False,
+    )
+
+
+def _where(url: str | None) -> str:
+    """` at GET /v1/tickets, offset 200`: the endpoint and how far the read had come."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    offset = parse_qs(parts.query).get("offset", ["0"])[0]
+    return f" at GET {parts.path}, offset {offset}"
+
+
+def _vendor_message(response: requests.Response) -> str:
+    """The vendor's own words from its JSON error body; a proxy's HTML page is only named."""
+    try:
+        body = response.json()
+    except ValueError:
+        kind = response.headers.get("Content-Type", "no body").split(";")[0]
+        return f"; the body was {kind}, not the vendor's JSON: a proxy answered"
+    error = body.get("error") if isinstance(body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return f": {redact(json.dumps(message) if not isinstance(message, str) else message)}" if message else ""
