@@ -19,6 +19,10 @@ incident_management_sync = define_asset_job(
     description="Sync of `incidents` and `services` from the incident management API.",
 )
 
+FULL_REFRESH_RUN_CONFIG = {
+    "ops": {op_name(api): {"config": {"full_refresh": True}} for api in APIS}
+}
+
 full_refresh = define_asset_job(
     "full_refresh",
     selection=AssetSelection.assets("tickets", "incidents", "services"),
@@ -26,11 +30,7 @@ full_refresh = define_asset_job(
         "Rebuilds all three tables from a complete read of both APIs and restarts the "
         "incremental windows from that read."
     ),
-    config={
-        "ops": {
-            op_name(api): {"config": {"full_refresh": True}} for api in APIS
-        }
-    },
+    config=FULL_REFRESH_RUN_CONFIG,
 )
 
 JOBS = (service_desk_sync, incident_management_sync, full_refresh)

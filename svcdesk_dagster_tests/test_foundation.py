@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from svcdesk_dagster.simulator import Simulator
-from svcdesk_dagster_tests.conftest import PROJECT_SETTINGS, Project
+from svcdesk_dagster_tests.conftest import PROJECT_SETTINGS, SERVICE_DESK_KEY, Project
 from svcdesk_dagster_tests.dagster_runs import materialize, materialized_keys, run_job
 from svcdesk_dagster_tests.truth import (
     TABLES,
@@ -92,12 +92,10 @@ def test_one_asset_materializes_alone(simulator: Simulator, project: Project) ->
 def test_dagster_asset_materialize_cli_loads_one_asset(
     simulator: Simulator, project: Project, tmp_path: Path
 ) -> None:
-    dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
     completed = subprocess.run(
         [DAGSTER, "asset", "materialize", "-m", "svcdesk_dagster", "--select", "tickets"],
         cwd=PROJECT_ROOT,
-        env={**project.env, "DAGSTER_HOME": str(dagster_home)},
+        env={**project.env, "DAGSTER_HOME": str(dagster_home(tmp_path))},
         capture_output=True,
         text=True,
         timeout=300,
@@ -107,6 +105,56 @@ def test_dagster_asset_materialize_cli_loads_one_asset(
     assert table_rows(project.duckdb_file, TABLES["tickets"]) == expected_rows(simulator.live_tickets())
     assert simulator.request_count(resource="incidents") == 0
     assert simulator.request_count(resource="services") == 0
+
+
+def test_dagster_job_execute_runs_full_refresh(
+    simulator: Simulator, project: Project, tmp_path: Path
+) -> None:
+    completed = subprocess.run(
+        [DAGSTER, "job", "execute", "-m", "svcdesk_dagster", "-j", "full_refresh"],
+        cwd=PROJECT_ROOT,
+        env={**project.env, "DAGSTER_HOME": str(dagster_home(tmp_path))},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert_tables_equal_simulator(simulator, project.duckdb_file)
+
+
+def test_settings_can_live_in_dlt_toml_files(
+    simulator: Simulator, project: Project, tmp_path: Path
+) -> None:
+    """dlt's own convention: `.dlt/config.toml` and `.dlt/secrets.toml` in the working directory."""
+    workdir = tmp_path / "workdir"
+    (workdir / ".dlt").mkdir(parents=True)
+    (workdir / ".dlt" / "config.toml").write_text(
+        f'[sources.service_desk]\nbase_url = "{simulator.service_desk_url}"\n'
+        f'[destination.duckdb]\ncredentials = "{project.duckdb_file}"\n'
+    )
+    (workdir / ".dlt" / "secrets.toml").write_text(
+        f'[sources.service_desk]\napi_key = "{SERVICE_DESK_KEY}"\n'
+    )
+    env = {name: value for name, value in project.env.items() if name not in PROJECT_SETTINGS}
+
+    completed = subprocess.run(
+        [DAGSTER, "asset", "materialize", "-m", "svcdesk_dagster", "--select", "tickets"],
+        cwd=workdir,
+        env={**env, "DAGSTER_HOME": str(dagster_home(tmp_path))},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert table_rows(project.duckdb_file, TABLES["tickets"]) == expected_rows(simulator.live_tickets())
+
+
+def dagster_home(tmp_path: Path) -> Path:
+    home = tmp_path / "dagster_home"
+    home.mkdir(exist_ok=True)
+    return home
 
 
 def test_definitions_load_with_no_environment(tmp_path: Path) -> None:
