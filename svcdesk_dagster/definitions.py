@@ -9,11 +9,13 @@ from __future__ import annotations
 from dagster import Definitions, in_process_executor
 
 from svcdesk_dagster.assets import SYNC_ASSETS
+from svcdesk_dagster.checks import ASSET_CHECKS
 from svcdesk_dagster.jobs import JOBS
 from svcdesk_dagster.resources import dagster_resources
 
 defs = Definitions(
     assets=list(SYNC_ASSETS),
+    asset_checks=list(ASSET_CHECKS),
     jobs=list(JOBS),
     resources=dagster_resources(),
     # One process per run: the multiprocess default re-imports the code location for every step
