@@ -107,6 +107,22 @@ def test_dagster_asset_materialize_cli_loads_one_asset(
     assert simulator.request_count(resource="services") == 0
 
 
+def test_repeated_cli_materializations_follow_the_vendor(
+    simulator: Simulator, project: Project, tmp_path: Path
+) -> None:
+    """INTERFACE.md's command, run again and again while the vendor changes underneath."""
+    command = [DAGSTER, "asset", "materialize", "-m", "svcdesk_dagster", "--select", "*"]
+    env = {**project.env, "DAGSTER_HOME": str(dagster_home(tmp_path))}
+    for change in (lambda: None, lambda: simulator.delete_ticket(5), lambda: simulator.create_incident()):
+        change()
+        simulator.update_ticket(simulator.live_tickets()[-1]["id"], status="pending")
+        completed = subprocess.run(
+            command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        assert_tables_equal_simulator(simulator, project.duckdb_file)
+
+
 def test_dagster_job_execute_runs_full_refresh(
     simulator: Simulator, project: Project, tmp_path: Path
 ) -> None:

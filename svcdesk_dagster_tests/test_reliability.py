@@ -12,7 +12,7 @@ from svcdesk_dagster.simulator import Simulator
 from svcdesk_dagster.sources.errors import explain
 from svcdesk_dagster_tests.conftest import SERVICE_DESK_KEY, Project
 from svcdesk_dagster_tests.dagster_runs import materialize, run_job
-from svcdesk_dagster_tests.truth import assert_tables_equal_simulator, table_rows
+from svcdesk_dagster_tests.truth import assert_tables_equal_simulator, expected_rows, table_rows
 
 FAULTS: dict[str, Callable[[Simulator], None]] = {
     "bursts-of-three-503s": lambda sim: sim.faults.fail_next(3, status=503, resource="tickets"),
@@ -134,3 +134,30 @@ def test_a_record_without_an_id_stops_the_read_and_loses_nothing(
     assert "service desk API broke its contract" in message and "has no `id`" in message
     assert table_rows(project.duckdb_file, "service_desk.tickets") == before
     assert len(step_failures(result)) == 1, "a broken record is not retried"
+
+
+def test_a_vendor_that_stops_answering_times_out_and_says_where(
+    simulator: Simulator, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCES__HTTP__REQUEST_TIMEOUT", "0.3")
+    simulator.faults.slow(2.0, resource="services")
+
+    result = materialize("services", raise_on_error=False)
+
+    assert not result.success
+    message = failure_message(result)
+    assert "could not be reached at GET /incident-management/v1/services, offset 0" in message
+    assert "timed out" in message.lower()
+    assert simulator.request_count(resource="services") >= 4, "each timeout was retried"
+
+
+def test_a_slow_answer_within_the_timeout_is_waited_for(
+    simulator: Simulator, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCES__HTTP__REQUEST_TIMEOUT", "5")
+    simulator.faults.slow(0.3, resource="services")
+
+    materialize("services")
+
+    loaded = table_rows(project.duckdb_file, "incident_management.services")
+    assert loaded == expected_rows(simulator.live_services())
