@@ -12,11 +12,15 @@ from svcdesk_dagster.assets import SYNC_ASSETS
 from svcdesk_dagster.checks import ASSET_CHECKS
 from svcdesk_dagster.jobs import JOBS
 from svcdesk_dagster.resources import dagster_resources
+from svcdesk_dagster.schedules import SCHEDULES
+from svcdesk_dagster.sensors import SENSORS
 
 defs = Definitions(
     assets=list(SYNC_ASSETS),
     asset_checks=list(ASSET_CHECKS),
     jobs=list(JOBS),
+    schedules=list(SCHEDULES),
+    sensors=list(SENSORS),
     resources=dagster_resources(),
     # One process per run: the multiprocess default re-imports the code location for every step
     # (about 4 s each), and the steps of one run would contend for the embedded DuckDB file.

@@ -1,0 +1,443 @@
+"""The two sensors against the simulator: the cheap change check, and the failure alert.
+
+`new_incidents_sensor` is evaluated tick by tick with the cursor each tick returned, as the daemon
+does; `sync_failure_sensor` is given a real failed run, executed in process, and posts to a webhook
+receiver on 127.0.0.1 that this module serves.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
+
+import pytest
+from dagster import (
+    AssetKey,
+    DagsterInstance,
+    DefaultSensorStatus,
+    ExecuteInProcessResult,
+    SensorDefinition,
+    build_run_status_sensor_context,
+    build_sensor_context,
+)
+
+from svcdesk_dagster.definitions import defs
+from svcdesk_dagster.sensors import build_new_incidents_sensor, error_line
+from svcdesk_dagster.simulator import Simulator
+from svcdesk_dagster.sources.window import iso_timestamp
+from svcdesk_dagster_tests.conftest import INCIDENT_MANAGEMENT_KEY, SERVICE_DESK_KEY, Project
+
+if TYPE_CHECKING:
+    from dagster._core.definitions.sensor_definition import SensorExecutionData
+
+WRONG_KEY = "im-wrong-key-5555555555"
+
+
+def sensor_def(name: str) -> SensorDefinition:
+    return next(sensor for sensor in defs.sensors or [] if sensor.name == name)
+
+
+def tick(cursor: str | None) -> SensorExecutionData:
+    """One evaluation of `new_incidents_sensor`, as the daemon runs it, from `cursor`."""
+    context = build_sensor_context(cursor=cursor, definitions=defs)
+    return sensor_def("new_incidents_sensor").evaluate_tick(context)
+
+
+def incident_checks(simulator: Simulator) -> list[dict[str, str]]:
+    return [info.params for info in simulator.requests if info.resource == "incidents"]
+
+
+# --- new_incidents_sensor ---------------------------------------------------------------------
+
+
+def test_the_sensor_targets_incidents_through_the_incident_sync_and_starts_stopped() -> None:
+    sensor = sensor_def("new_incidents_sensor")
+
+    assert sensor.job_name == "incident_management_sync"
+    assert sensor.default_status == DefaultSensorStatus.STOPPED
+    assert sensor.minimum_interval_seconds == 60
+
+
+def test_first_tick_starts_the_cursor_with_one_cheap_request(
+    simulator: Simulator, project: Project
+) -> None:
+    before = datetime.now(timezone.utc)
+    result = tick(None)
+    after = datetime.now(timezone.utc)
+
+    assert result.run_requests == []
+    assert "No incident changed" in (result.skip_message or "")
+    # The cursor is the check's start less the 30 s margin, in the contract's timestamp shape.
+    margin = timedelta(seconds=30)
+    assert iso_timestamp(before - margin) <= result.cursor <= iso_timestamp(after - margin)
+    assert incident_checks(simulator) == [{"limit": "1", "updated_since": result.cursor}]
+    assert simulator.request_count() == 1
+
+
+def test_no_change_means_no_run(simulator: Simulator, project: Project) -> None:
+    first = tick(None)
+    simulator.reset_request_log()
+
+    second = tick(first.cursor)
+
+    assert second.run_requests == []
+    assert incident_checks(simulator) == [{"limit": "1", "updated_since": first.cursor}]
+    assert second.cursor > first.cursor
+
+
+@pytest.mark.parametrize("change", ["create", "update"])
+def test_a_change_asks_for_one_incidents_run(
+    simulator: Simulator, project: Project, change: str
+) -> None:
+    first = tick(None)
+    if change == "create":
+        simulator.create_incident(title="Checkout is down")
+    else:
+        simulator.update_incident(simulator.live_incidents()[17]["id"], status="resolved")
+    simulator.reset_request_log()
+
+    second = tick(first.cursor)
+
+    assert len(second.run_requests) == 1
+    request = second.run_requests[0]
+    assert request.asset_selection == [AssetKey("incidents")]
+    assert request.run_key == f"incidents-changed-since-{first.cursor}"
+    assert incident_checks(simulator) == [{"limit": "1", "updated_since": first.cursor}]
+    assert second.cursor > first.cursor
+
+
+def test_the_cursor_moves_past_a_change_once_its_window_is_checked(
+    simulator: Simulator, project: Project
+) -> None:
+    first = tick(None)
+    # Stamped at the very start of the next window (`updated_since` is inclusive), as a vendor
+    # clock behind ours would stamp a change made just after the first check.
+    incident = simulator.live_incidents()[3]["id"]
+    simulator.update_incident(incident, status="acknowledged", updated_at=first.cursor)
+
+    with_change = tick(first.cursor)
+    after_change = tick(with_change.cursor)
+
+    assert len(with_change.run_requests) == 1
+    assert after_change.run_requests == []
+    assert "No incident changed" in (after_change.skip_message or "")
+    assert first.cursor < with_change.cursor < after_change.cursor
+
+
+def test_the_margin_catches_a_change_stamped_by_a_vendor_clock_behind_ours(
+    simulator: Simulator, project: Project
+) -> None:
+    # Changed after the check started, but stamped 10 s earlier by the vendor's clock: a cursor at
+    # the check's start would miss it; the default 30 s margin does not.
+    first = tick(None)
+    simulator.clock_offset = -timedelta(seconds=10)
+    simulator.create_incident(title="Stamped in the past")
+
+    result = tick(first.cursor)
+
+    assert len(result.run_requests) == 1
+
+
+def test_an_outage_skips_and_keeps_the_cursor_until_a_good_check(
+    simulator: Simulator, project: Project
+) -> None:
+    first = tick(None)
+    simulator.faults.outage(status=500, resource="incidents")
+    simulator.create_incident(title="Raised during the outage")
+    simulator.reset_request_log()
+
+    failed = tick(first.cursor)
+
+    assert failed.run_requests == []
+    assert "answered 500" in (failed.skip_message or "")
+    assert failed.cursor == first.cursor  # unchanged: the next good check still covers the gap
+    assert simulator.request_count(resource="incidents") == 1  # no retries inside a tick
+
+    simulator.faults.clear()
+    recovered = tick(failed.cursor)
+
+    assert len(recovered.run_requests) == 1
+    assert recovered.cursor > first.cursor
+
+
+def test_a_wrong_key_skips_without_showing_it(
+    simulator: Simulator, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = tick(None)
+    monkeypatch.setenv("SOURCES__INCIDENT_MANAGEMENT__API_KEY", WRONG_KEY)
+
+    result = tick(first.cursor)
+
+    assert result.run_requests == []
+    assert "answered 401" in (result.skip_message or "")
+    assert WRONG_KEY not in (result.skip_message or "")
+    assert result.cursor == first.cursor
+
+
+def test_an_unreachable_api_skips_without_showing_the_key(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCES__INCIDENT_MANAGEMENT__BASE_URL", f"http://127.0.0.1:{closed_port()}")
+
+    result = tick("2026-11-20T08:15:02.517Z")
+
+    assert result.run_requests == []
+    assert "could not be reached" in (result.skip_message or "")
+    assert INCIDENT_MANAGEMENT_KEY not in (result.skip_message or "")
+    assert result.cursor == "2026-11-20T08:15:02.517Z"
+
+
+def test_missing_configuration_skips_naming_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SOURCES__INCIDENT_MANAGEMENT__BASE_URL", raising=False)
+    monkeypatch.delenv("SOURCES__INCIDENT_MANAGEMENT__API_KEY", raising=False)
+
+    result = tick(None)
+
+    assert result.run_requests == []
+    assert "SOURCES__INCIDENT_MANAGEMENT__BASE_URL" in (result.skip_message or "")
+    assert "SOURCES__INCIDENT_MANAGEMENT__API_KEY" in (result.skip_message or "")
+    assert result.cursor is None
+
+
+def test_a_malformed_margin_skips_naming_the_setting(
+    simulator: Simulator, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SVCDESK_NEW_INCIDENTS_SENSOR_MARGIN", "half a minute")
+
+    result = tick(None)
+
+    assert "SVCDESK_NEW_INCIDENTS_SENSOR_MARGIN" in (result.skip_message or "")
+    assert simulator.request_count() == 0
+
+
+def test_the_check_interval_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SVCDESK_NEW_INCIDENTS_SENSOR_INTERVAL", "15")
+
+    assert build_new_incidents_sensor().minimum_interval_seconds == 15
+
+    monkeypatch.setenv("SVCDESK_NEW_INCIDENTS_SENSOR_INTERVAL", "every minute")
+    with pytest.raises(ValueError, match="SVCDESK_NEW_INCIDENTS_SENSOR_INTERVAL"):
+        build_new_incidents_sensor()
+
+
+def test_a_malformed_http_setting_skips_naming_it(
+    simulator: Simulator, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCES__HTTP__REQUEST_TIMEOUT", "soon")
+
+    result = tick(None)
+
+    assert "SOURCES__HTTP__REQUEST_TIMEOUT" in (result.skip_message or "")
+    assert simulator.request_count() == 0
+
+
+# --- sync_failure_sensor ----------------------------------------------------------------------
+
+
+@dataclass
+class WebhookReceiver:
+    """A Slack-like webhook on 127.0.0.1 that records what it is sent and answers `status`."""
+
+    status: int = 200
+    posts: list[dict[str, object]] = field(default_factory=list)
+    url: str = ""
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: bound, read, and released."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            receiver.posts.append(json.loads(body))
+            self.send_response(receiver.status)
+            self.end_headers()
+
+        def do_GET(self) -> None:  # noqa: N802 (readiness probe)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/services/T000/B000/secret-token"
+    wait_until_answering(receiver.url)
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def wait_until_answering(url: str, attempts: int = 100) -> None:
+    for _ in range(attempts):
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            continue
+    raise AssertionError(f"nothing answered at {url}")
+
+
+@pytest.fixture
+def failed_run(
+    simulator: Simulator, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[DagsterInstance, ExecuteInProcessResult]]:
+    """A real failed `service_desk_sync`: a wrong key, rejected by the simulator with 401."""
+    monkeypatch.setenv("SOURCES__SERVICE_DESK__API_KEY", WRONG_KEY)
+    with DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("service_desk_sync").execute_in_process(
+            instance=instance, raise_on_error=False
+        )
+        assert not result.success
+        assert simulator.request_count(resource="tickets", status=401) >= 1
+        # The alert is sent from the daemon's environment, where the right key may well be set.
+        monkeypatch.setenv("SOURCES__SERVICE_DESK__API_KEY", SERVICE_DESK_KEY)
+        yield instance, result
+
+
+def evaluate_failure_sensor(instance: DagsterInstance, result: ExecuteInProcessResult) -> None:
+    context = build_run_status_sensor_context(
+        sensor_name="sync_failure_sensor",
+        dagster_event=result.get_run_failure_event(),
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+    )
+    sensor_def("sync_failure_sensor")(context)
+
+
+def assert_no_secret(text: str, receiver_url: str = "") -> None:
+    for secret in (WRONG_KEY, SERVICE_DESK_KEY, INCIDENT_MANAGEMENT_KEY):
+        assert secret not in text
+    if receiver_url:
+        assert "secret-token" not in text
+
+
+def test_the_failure_sensor_is_on_by_default() -> None:
+    sensor = sensor_def("sync_failure_sensor")
+
+    assert sensor.default_status == DefaultSensorStatus.RUNNING
+
+
+def test_a_failed_sync_is_posted_to_the_webhook(
+    failed_run: tuple[DagsterInstance, ExecuteInProcessResult],
+    webhook: WebhookReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    instance, result = failed_run
+    monkeypatch.setenv("SVCDESK_ALERT_WEBHOOK_URL", webhook.url)
+    monkeypatch.setenv("SVCDESK_DAGSTER_BASE_URL", "http://dagster.example.internal:3000/")
+    run_id = result.dagster_run.run_id
+
+    evaluate_failure_sensor(instance, result)
+
+    assert len(webhook.posts) == 1
+    text = str(webhook.posts[0]["text"])
+    assert set(webhook.posts[0]) == {"text"}
+    assert "job service_desk_sync" in text
+    assert "assets: tickets" in text
+    assert "Authentication failed for the service desk API (401" in text
+    assert "SOURCES__SERVICE_DESK__API_KEY" in text  # the setting's name, never its value
+    assert f"http://dagster.example.internal:3000/runs/{run_id}" in text
+    assert_no_secret(text, webhook.url)
+    logged = capfd.readouterr()
+    assert "Sync failed: job service_desk_sync" in logged.err + logged.out
+    assert_no_secret(logged.err + logged.out, webhook.url)
+
+
+def test_without_a_webhook_the_failure_is_logged_only(
+    failed_run: tuple[DagsterInstance, ExecuteInProcessResult],
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    instance, result = failed_run
+
+    evaluate_failure_sensor(instance, result)
+
+    logged = capfd.readouterr()
+    output = logged.err + logged.out
+    assert "Sync failed: job service_desk_sync (assets: tickets)" in output
+    assert f"http://127.0.0.1:3000/runs/{result.dagster_run.run_id}" in output
+    assert_no_secret(output)
+
+
+def test_a_webhook_answering_500_does_not_fail_the_sensor(
+    failed_run: tuple[DagsterInstance, ExecuteInProcessResult],
+    webhook: WebhookReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    instance, result = failed_run
+    webhook.status = 500
+    monkeypatch.setenv("SVCDESK_ALERT_WEBHOOK_URL", webhook.url)
+
+    evaluate_failure_sensor(instance, result)
+
+    assert len(webhook.posts) == 1
+    logged = capfd.readouterr()
+    output = logged.err + logged.out
+    assert "webhook (SVCDESK_ALERT_WEBHOOK_URL) answered 500" in output
+    assert_no_secret(output, webhook.url)
+
+
+def test_an_unreachable_webhook_does_not_fail_the_sensor(
+    failed_run: tuple[DagsterInstance, ExecuteInProcessResult],
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    instance, result = failed_run
+    url = f"http://127.0.0.1:{closed_port()}/services/T000/B000/secret-token"
+    monkeypatch.setenv("SVCDESK_ALERT_WEBHOOK_URL", url)
+
+    evaluate_failure_sensor(instance, result)
+
+    logged = capfd.readouterr()
+    output = logged.err + logged.out
+    assert "webhook (SVCDESK_ALERT_WEBHOOK_URL) could not be reached" in output
+    assert_no_secret(output, url)
+
+
+
+def test_a_step_that_used_up_its_retries_is_reported_by_the_error_it_kept_failing_with() -> None:
+    # The shape Dagster records when a step's RetryPolicy runs out (execute_plan.py): its own line
+    # says only how many retries there were; the real error is the cause.
+    from dagster._utils.error import SerializableErrorInfo
+
+    kept_failing = SerializableErrorInfo(
+        message=(
+            "dagster._core.definitions.events.Failure: The service desk API kept failing at GET "
+            "/v1/tickets: it answered 503\nmore detail\n"
+        ),
+        stack=[],
+        cls_name="Failure",
+    )
+    exhausted = SerializableErrorInfo(
+        message="Exceeded max_retries of 3\n",
+        stack=[],
+        cls_name="RetryRequestedFromPolicy",
+        cause=kept_failing,
+    )
+
+    line = error_line(exhausted)
+
+    assert line.startswith("Failure: The service desk API kept failing at GET /v1/tickets")
+    assert line.endswith("it answered 503 (Exceeded max_retries of 3)")
