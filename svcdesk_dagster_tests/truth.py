@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 
@@ -46,39 +46,51 @@ def expected_children(records: list[dict[str, Any]], child: str) -> dict[Any, li
     return {record["id"]: record[child] for record in records if record[child]}
 
 
-def table_rows(database: Path, table: str) -> dict[Any, dict[str, Any]]:
-    """`dataset.table` keyed by id, without dlt's bookkeeping columns."""
+class Database(Protocol):
+    """A destination other than a DuckDB file that answers SQL (the PostgreSQL tests' database)."""
+
+    def query(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]: ...
+
+
+def query(database: Path | Database, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Column names and rows of `sql`: a path is a DuckDB file, read-only; anything else answers
+    itself. The one seam between the comparisons below and the destination's client."""
+    if not isinstance(database, (str, Path)):
+        return database.query(sql)
     with duckdb.connect(str(database), read_only=True) as con:
-        cursor = con.execute(f"SELECT * FROM {table} ORDER BY id")
-        names = [description[0] for description in cursor.description]
-        rows = [dict(zip(names, values)) for values in cursor.fetchall()]
+        cursor = con.execute(sql)
+        return [description[0] for description in cursor.description], cursor.fetchall()
+
+
+def table_rows(database: Path | Database, table: str) -> dict[Any, dict[str, Any]]:
+    """`dataset.table` keyed by id, without dlt's bookkeeping columns."""
+    names, values = query(database, f"SELECT * FROM {table} ORDER BY id")
+    rows = [dict(zip(names, row)) for row in values]
     return {
         row["id"]: {name: value for name, value in row.items() if not name.startswith("_dlt_")}
         for row in rows
     }
 
 
-def child_lists(database: Path, parent: str, child: str) -> dict[Any, list[Any]]:
+def child_lists(database: Path | Database, parent: str, child: str) -> dict[Any, list[Any]]:
     """The child table `parent__child` folded back into each parent id's ordered list."""
-    with duckdb.connect(str(database), read_only=True) as con:
-        cursor = con.execute(
-            f"SELECT p.id AS _parent_key, c.* FROM {parent} p "
-            f"JOIN {parent}__{child} c ON c._dlt_parent_id = p._dlt_id "
-            "ORDER BY p.id, c._dlt_list_idx"
-        )
-        names = [description[0] for description in cursor.description]
-        lists: dict[Any, list[Any]] = {}
-        for values in cursor.fetchall():
-            row = dict(zip(names, values))
-            fields = {k: v for k, v in row.items() if not k.startswith(("_dlt_", "_parent_key"))}
-            item = fields["value"] if set(fields) == {"value"} else fields
-            lists.setdefault(row["_parent_key"], []).append(item)
+    names, rows = query(
+        database,
+        f"SELECT p.id AS _parent_key, c.* FROM {parent} p "
+        f"JOIN {parent}__{child} c ON c._dlt_parent_id = p._dlt_id "
+        "ORDER BY p.id, c._dlt_list_idx",
+    )
+    lists: dict[Any, list[Any]] = {}
+    for values in rows:
+        row = dict(zip(names, values))
+        fields = {k: v for k, v in row.items() if not k.startswith(("_dlt_", "_parent_key"))}
+        item = fields["value"] if set(fields) == {"value"} else fields
+        lists.setdefault(row["_parent_key"], []).append(item)
     return lists
 
 
-def count(database: Path, table: str) -> int:
-    with duckdb.connect(str(database), read_only=True) as con:
-        return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+def count(database: Path | Database, table: str) -> int:
+    return query(database, f"SELECT count(*) FROM {table}")[1][0][0]
 
 
 TABLES = {
@@ -96,7 +108,7 @@ def live_records(simulator: Simulator, asset: str) -> list[dict[str, Any]]:
     }[asset]()
 
 
-def assert_tables_equal_simulator(simulator: Simulator, database: Path) -> None:
+def assert_tables_equal_simulator(simulator: Simulator, database: Path | Database) -> None:
     """Every table, child tables included, equals the simulator's live records field by field."""
     for asset, table in TABLES.items():
         assert table_rows(database, table) == expected_rows(live_records(simulator, asset)), table
@@ -109,10 +121,10 @@ def assert_tables_equal_simulator(simulator: Simulator, database: Path) -> None:
         assert orphans(database, parent, child) == 0, f"{parent}__{child} has rows without a parent"
 
 
-def orphans(database: Path, parent: str, child: str) -> int:
+def orphans(database: Path | Database, parent: str, child: str) -> int:
     """Child rows whose parent row is gone: what a delete that missed the child table leaves."""
-    with duckdb.connect(str(database), read_only=True) as con:
-        return con.execute(
-            f"SELECT count(*) FROM {parent}__{child} c "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {parent} p WHERE p._dlt_id = c._dlt_parent_id)"
-        ).fetchone()[0]
+    return query(
+        database,
+        f"SELECT count(*) FROM {parent}__{child} c "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {parent} p WHERE p._dlt_id = c._dlt_parent_id)",
+    )[1][0][0]
