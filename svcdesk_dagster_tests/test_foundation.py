@@ -212,6 +212,18 @@ def test_the_code_location_offers_the_interface_names() -> None:
         assert defs.resolve_job_def(job) is not None
 
 
+def test_every_asset_has_a_dagster_retry_policy() -> None:
+    """The second retry layer, above the HTTP session's, for outages longer than those."""
+    from dagster import AssetKey
+
+    from svcdesk_dagster.definitions import defs
+
+    for asset in ("tickets", "incidents", "services"):
+        policy = defs.resolve_assets_def(AssetKey(asset)).op.retry_policy
+        assert policy is not None and policy.max_retries == 3, asset
+        assert policy.backoff is not None and policy.jitter is not None, asset
+
+
 @pytest.mark.parametrize(
     "missing", ["SOURCES__SERVICE_DESK__API_KEY", "SOURCES__SERVICE_DESK__BASE_URL"]
 )
