@@ -240,3 +240,19 @@ def test_a_missing_setting_fails_at_once_and_names_it(
     message = failures[0].step_failure_data.user_failure_data.description
     assert missing in message
     assert simulator.request_count() == 0
+
+
+def test_duckdb_limits_can_be_raised_key_by_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from svcdesk_dagster.resources import duckdb_credentials
+
+    assert duckdb_credentials(tmp_path / "a.duckdb").global_config == {
+        "memory_limit": "256MB",
+        "threads": 2,
+    }
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", '{"memory_limit": "2GB"}')
+    assert duckdb_credentials(tmp_path / "a.duckdb").global_config == {
+        "memory_limit": "2GB",
+        "threads": 2,
+    }
