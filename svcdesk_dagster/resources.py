@@ -89,18 +89,28 @@ def pipeline_name(api: VendorApi) -> str:
     return f"svcdesk_{api.name}"
 
 
-def apply_pipeline_defaults(name: str) -> None:
-    """Sets `PIPELINE_DEFAULTS` for the pipeline `name` (dlt's `<pipeline>.<key>`), except where
-    the configuration (environment, `.dlt/*.toml`) already holds the key, scoped or not."""
+RUNTIME_DEFAULTS: dict[str, object] = {"runtime.dlthub_telemetry": False}
+"""dlt sends anonymous usage events to dlthub by default. Like Dagster's telemetry (off in
+dagster.yaml), it stays off unless the user turns it on: ingestion often runs where outbound
+traffic is audited, and the project sends nothing it was not asked to."""
+
+
+def apply_dlt_defaults(name: str) -> None:
+    """Sets `PIPELINE_DEFAULTS` for the pipeline `name` (dlt's `<pipeline>.<key>`) and
+    `RUNTIME_DEFAULTS`, except where the configuration (environment, `.dlt/*.toml`) already holds
+    the key, scoped or not."""
     for key, value in PIPELINE_DEFAULTS.items():
         scoped = f"{name}.{key}"
         if dlt.config.get(scoped) is None and dlt.config.get(key) is None:
             dlt.config[scoped] = value
+    for key, value in RUNTIME_DEFAULTS.items():
+        if dlt.config.get(key) is None:
+            dlt.config[key] = value
 
 
 def build_pipeline(api: VendorApi) -> Pipeline:
     """One dlt pipeline per API, loading into the dataset named after it."""
-    apply_pipeline_defaults(pipeline_name(api))
+    apply_dlt_defaults(pipeline_name(api))
     return dlt.pipeline(
         pipeline_name=pipeline_name(api),
         destination=build_destination(),
