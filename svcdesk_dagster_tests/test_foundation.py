@@ -92,16 +92,9 @@ def test_one_asset_materializes_alone(simulator: Simulator, project: Project) ->
 def test_dagster_asset_materialize_cli_loads_one_asset(
     simulator: Simulator, project: Project, tmp_path: Path
 ) -> None:
-    completed = subprocess.run(
-        [DAGSTER, "asset", "materialize", "-m", "svcdesk_dagster", "--select", "tickets"],
-        cwd=PROJECT_ROOT,
-        env={**project.env, "DAGSTER_HOME": str(dagster_home(tmp_path))},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    dagster_cli("asset", "materialize", "-m", "svcdesk_dagster", "--select", "tickets",
+                env=cli_env(project, tmp_path))
 
-    assert completed.returncode == 0, completed.stderr[-3000:]
     assert table_rows(project.duckdb_file, TABLES["tickets"]) == expected_rows(simulator.live_tickets())
     assert simulator.request_count(resource="incidents") == 0
     assert simulator.request_count(resource="services") == 0
@@ -111,31 +104,21 @@ def test_repeated_cli_materializations_follow_the_vendor(
     simulator: Simulator, project: Project, tmp_path: Path
 ) -> None:
     """INTERFACE.md's command, run again and again while the vendor changes underneath."""
-    command = [DAGSTER, "asset", "materialize", "-m", "svcdesk_dagster", "--select", "*"]
-    env = {**project.env, "DAGSTER_HOME": str(dagster_home(tmp_path))}
-    for change in (lambda: None, lambda: simulator.delete_ticket(5), lambda: simulator.create_incident()):
+    changes = (lambda: None, lambda: simulator.delete_ticket(5), simulator.create_incident)
+    for change in changes:
         change()
         simulator.update_ticket(simulator.live_tickets()[-1]["id"], status="pending")
-        completed = subprocess.run(
-            command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300
-        )
-        assert completed.returncode == 0, completed.stderr[-3000:]
+        dagster_cli("asset", "materialize", "-m", "svcdesk_dagster", "--select", "*",
+                    env=cli_env(project, tmp_path))
         assert_tables_equal_simulator(simulator, project.duckdb_file)
 
 
 def test_dagster_job_execute_runs_full_refresh(
     simulator: Simulator, project: Project, tmp_path: Path
 ) -> None:
-    completed = subprocess.run(
-        [DAGSTER, "job", "execute", "-m", "svcdesk_dagster", "-j", "full_refresh"],
-        cwd=PROJECT_ROOT,
-        env={**project.env, "DAGSTER_HOME": str(dagster_home(tmp_path))},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    dagster_cli("job", "execute", "-m", "svcdesk_dagster", "-j", "full_refresh",
+                env=cli_env(project, tmp_path))
 
-    assert completed.returncode == 0, completed.stderr[-3000:]
     assert_tables_equal_simulator(simulator, project.duckdb_file)
 
 
@@ -152,40 +135,38 @@ def test_settings_can_live_in_dlt_toml_files(
     (workdir / ".dlt" / "secrets.toml").write_text(
         f'[sources.service_desk]\napi_key = "{SERVICE_DESK_KEY}"\n'
     )
-    env = {name: value for name, value in project.env.items() if name not in PROJECT_SETTINGS}
+    env = {name: value for name, value in cli_env(project, tmp_path).items()
+           if name not in PROJECT_SETTINGS}
 
-    completed = subprocess.run(
-        [DAGSTER, "asset", "materialize", "-m", "svcdesk_dagster", "--select", "tickets"],
-        cwd=workdir,
-        env={**env, "DAGSTER_HOME": str(dagster_home(tmp_path))},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    dagster_cli("asset", "materialize", "-m", "svcdesk_dagster", "--select", "tickets",
+                env=env, cwd=workdir)
 
-    assert completed.returncode == 0, completed.stderr[-3000:]
     assert table_rows(project.duckdb_file, TABLES["tickets"]) == expected_rows(simulator.live_tickets())
 
 
-def dagster_home(tmp_path: Path) -> Path:
+def cli_env(project: Project, tmp_path: Path) -> dict[str, str]:
+    """The project's environment plus a DAGSTER_HOME of the test's own."""
     home = tmp_path / "dagster_home"
     home.mkdir(exist_ok=True)
-    return home
+    return {**project.env, "DAGSTER_HOME": str(home)}
+
+
+def dagster_cli(*args: str, env: dict[str, str], cwd: Path = PROJECT_ROOT) -> None:
+    """Runs the `dagster` command as a user would, and requires it to succeed."""
+    completed = subprocess.run(
+        [DAGSTER, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
 
 
 def test_definitions_load_with_no_environment(tmp_path: Path) -> None:
-    env = {name: value for name, value in os.environ.items() if name not in PROJECT_SETTINGS}
-    env = {name: value for name, value in env.items() if not name.startswith(("SOURCES__", "DESTINATION__"))}
-    completed = subprocess.run(
-        [DAGSTER, "definitions", "validate", "-m", "svcdesk_dagster"],
-        cwd=tmp_path,  # no .dlt/ folder here either
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in PROJECT_SETTINGS and not name.startswith(("SOURCES__", "DESTINATION__"))
+    }
+    # In an empty folder: no .dlt/ there either.
+    dagster_cli("definitions", "validate", "-m", "svcdesk_dagster", env=env, cwd=tmp_path)
 
 
 def test_the_code_location_offers_the_interface_names() -> None:
