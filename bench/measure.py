@@ -12,9 +12,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from svcdesk_dagster.sources.http import redact
-
 from bench.launcher import Launcher
+from svcdesk_dagster.sources.http import redact
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_PREFIXES = ("SOURCES__", "DESTINATION__", "SVCDESK_", "NORMALIZE__", "LOAD__", "EXTRACT__")

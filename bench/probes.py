@@ -95,10 +95,9 @@ def bare_dlt(loader_file_format: str | None) -> dict[str, Any]:
     import dlt
 
     sources = import_project_sources()
+    from bench.dlt_trace import summarise_trace
     from svcdesk_dagster.sources.http import RetrySettings, build_session
     from svcdesk_dagster.sources.settings import resolve_api_settings
-
-    from bench.dlt_trace import summarise_trace
 
     api = sources.SERVICE_DESK
     settings = resolve_api_settings(api.name)

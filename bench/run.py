@@ -45,12 +45,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from svcdesk_dagster.assets import op_name
-from svcdesk_dagster.resources import LOADER_FILE_FORMAT, pipeline_name
-from svcdesk_dagster.simulator import Simulator
-from svcdesk_dagster.sources import SERVICE_DESK
-from svcdesk_dagster.tables import table_counts
-
 from bench.dlt_trace import load_pipeline_trace
 from bench.launcher import Launcher
 from bench.measure import (
@@ -71,6 +65,11 @@ from bench.report import (
     build_report,
     render,
 )
+from svcdesk_dagster.assets import op_name
+from svcdesk_dagster.resources import LOADER_FILE_FORMAT, pipeline_name
+from svcdesk_dagster.simulator import Simulator
+from svcdesk_dagster.sources import SERVICE_DESK
+from svcdesk_dagster.tables import table_counts
 
 DEFAULT_TICKETS = 100_000
 FIXED_COST_TICKETS = 100

@@ -25,7 +25,6 @@ from dagster import (
     RetryPolicy,
     multi_asset,
 )
-
 from dagster._core.definitions.utils import is_valid_owner
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator
 from dagster_dlt.translator import DltResourceTranslatorData
@@ -40,7 +39,7 @@ from svcdesk_dagster.resources import (
 )
 from svcdesk_dagster.sources import APIS, VendorApi, build_rest_source
 from svcdesk_dagster.sources.errors import explain
-from svcdesk_dagster.sources.http import RetrySettings, ResponseTally, build_session
+from svcdesk_dagster.sources.http import ResponseTally, RetrySettings, build_session
 from svcdesk_dagster.sources.settings import (
     MissingSettingError,
     config_value,
@@ -48,6 +47,7 @@ from svcdesk_dagster.sources.settings import (
 )
 
 DEFAULT_CLOCK_SKEW_MARGIN_SECONDS = 300.0
+
 
 def sync_retry_policy() -> RetryPolicy:
     """Dagster's retries, the second layer above the HTTP retries, for an outage longer than those

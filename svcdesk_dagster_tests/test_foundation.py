@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-from datetime import timedelta
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest

@@ -25,6 +25,7 @@ from svcdesk_dagster.sources.paginator import PAGINATOR_TYPE, VendorOffsetPagina
 from svcdesk_dagster.sources.settings import ApiSettings
 from svcdesk_dagster.sources.window import SyncWindow
 
+
 class _ReplaceIgnoresHardDelete(logging.Filter):
     """Drops dlt's warning that a full refresh (replace) ignores the `hard_delete` hint on
     `deleted_at`: expected, since the plain listing a full refresh reads holds no deleted tickets,
