@@ -43,6 +43,7 @@ from svcdesk_dagster.sources.http import ResponseTally, RetrySettings, build_ses
 from svcdesk_dagster.sources.settings import (
     MissingSettingError,
     config_value,
+    env_number,
     resolve_api_settings,
 )
 
@@ -54,8 +55,8 @@ def sync_retry_policy() -> RetryPolicy:
     (transient failures only: `run_sync` marks the others final). `SVCDESK_STEP_RETRIES` (3) and
     `SVCDESK_STEP_RETRY_DELAY_SECONDS` (10: then about 20 and 40, with jitter)."""
     return RetryPolicy(
-        max_retries=int(os.environ.get("SVCDESK_STEP_RETRIES", "3")),
-        delay=float(os.environ.get("SVCDESK_STEP_RETRY_DELAY_SECONDS", "10")),
+        max_retries=env_number("SVCDESK_STEP_RETRIES", 3, minimum=0, unit="retries", kind=int),
+        delay=env_number("SVCDESK_STEP_RETRY_DELAY_SECONDS", 10.0, minimum=0),
         backoff=Backoff.EXPONENTIAL,
         jitter=Jitter.PLUS_MINUS,
     )
@@ -97,16 +98,11 @@ def asset_owners() -> list[str]:
 
 
 def freshness_window(resource_name: str) -> timedelta:
-    variable = f"SVCDESK_FRESHNESS_{resource_name.upper()}_MINUTES"
-    value = os.environ.get(variable, "").strip()
-    if not value:
-        return DEFAULT_FRESHNESS[resource_name]
-    try:
-        minutes = float(value)
-    except ValueError:
-        minutes = -1.0
-    if minutes <= 0:
-        raise ValueError(f"{variable} must be a positive number of minutes, got {value!r}.")
+    """At least a minute: Dagster rejects a shorter fail window."""
+    default = DEFAULT_FRESHNESS[resource_name].total_seconds() / 60
+    minutes = env_number(
+        f"SVCDESK_FRESHNESS_{resource_name.upper()}_MINUTES", default, minimum=1, unit="minutes"
+    )
     return timedelta(minutes=minutes)
 
 

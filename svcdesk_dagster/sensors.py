@@ -45,7 +45,12 @@ from dagster import (
 from svcdesk_dagster.jobs import incident_management_sync
 from svcdesk_dagster.sources import APIS, INCIDENT_MANAGEMENT
 from svcdesk_dagster.sources.http import RetrySettings, build_session, redact
-from svcdesk_dagster.sources.settings import ApiSettings, MissingSettingError, resolve_api_settings
+from svcdesk_dagster.sources.settings import (
+    ApiSettings,
+    MissingSettingError,
+    env_number,
+    resolve_api_settings,
+)
 from svcdesk_dagster.sources.window import iso_timestamp
 
 if TYPE_CHECKING:  # the step error's type, not exported by `dagster` itself
@@ -75,20 +80,6 @@ _QUALIFIED_EXCEPTION = re.compile(r"^(?:[A-Za-z_]\w*\.)+(?P<name>[A-Za-z_]\w*): 
 
 class CheckFailed(Exception):
     """The change check could not get an answer; the message is safe to show (no key)."""
-
-
-def env_number(name: str, default: float, minimum: float) -> float:
-    """A numeric environment setting; a malformed or too small one is an error naming it."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"Setting {name} must be a number of seconds, got {raw!r}.") from None
-    if value < minimum:
-        raise ValueError(f"Setting {name} must be at least {minimum:g}, got {raw!r}.")
-    return value
 
 
 # --- new_incidents_sensor ---------------------------------------------------------------------

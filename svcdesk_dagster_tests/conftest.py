@@ -7,6 +7,7 @@ independent and nothing lands in the developer's `data/` or `~/.dlt`.
 from __future__ import annotations
 
 import os
+import socket
 
 # Before the code location is imported: Dagster's step retries keep their count, not their
 # 10-second delays, so a test of a lasting outage takes a second instead of over a minute.
@@ -42,6 +43,26 @@ class Project:
     env: dict[str, str]
 
 
+def unused_port() -> int:
+    """A loopback port nothing listens on now: bound, read and released. For a server a test
+    starts (it may be taken in between, rarely), or as an address that refuses connections."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def api_settings_for(
+    simulator: Simulator, service_desk_key: str, incident_management_key: str
+) -> dict[str, str]:
+    """The INTERFACE.md settings that point both APIs at `simulator` with these keys."""
+    return {
+        "SOURCES__SERVICE_DESK__BASE_URL": simulator.service_desk_url,
+        "SOURCES__SERVICE_DESK__API_KEY": service_desk_key,
+        "SOURCES__INCIDENT_MANAGEMENT__BASE_URL": simulator.incident_management_url,
+        "SOURCES__INCIDENT_MANAGEMENT__API_KEY": incident_management_key,
+    }
+
+
 @pytest.fixture
 def simulator() -> Iterator[Simulator]:
     """A small simulator: a few pages of each resource, so paging is exercised."""
@@ -65,10 +86,7 @@ def project(
         monkeypatch.delenv(name, raising=False)
     duckdb_file = tmp_path / "svcdesk.duckdb"
     env = {
-        "SOURCES__SERVICE_DESK__BASE_URL": simulator.service_desk_url,
-        "SOURCES__SERVICE_DESK__API_KEY": SERVICE_DESK_KEY,
-        "SOURCES__INCIDENT_MANAGEMENT__BASE_URL": simulator.incident_management_url,
-        "SOURCES__INCIDENT_MANAGEMENT__API_KEY": INCIDENT_MANAGEMENT_KEY,
+        **api_settings_for(simulator, SERVICE_DESK_KEY, INCIDENT_MANAGEMENT_KEY),
         "DESTINATION__DUCKDB__CREDENTIALS": str(duckdb_file),
         "DLT_DATA_DIR": str(tmp_path / "dlt"),
         # Keep the seeds' retry counts, but do not make the tests wait out real backoff delays.

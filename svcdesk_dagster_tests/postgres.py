@@ -17,7 +17,6 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -28,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from svcdesk_dagster_tests.conftest import unused_port
 
 HOST = "127.0.0.1"
 SUPERUSER = "svcdesk"
@@ -147,12 +148,6 @@ class PostgresDatabase:
         self.server.execute(sql, self.name)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
-
-
 def server_account() -> pwd.struct_passwd | None:
     """The account to run the server as: `postgres` when we are root, else ourselves (None)."""
     if os.geteuid() != 0:
@@ -201,7 +196,7 @@ def running_postgres() -> Iterator[PostgresServer]:
         if account is not None:
             os.chown(root, account.pw_uid, account.pw_gid)
         server = PostgresServer(
-            port=free_port(), password=secrets.token_urlsafe(18), log=root / "server.log"
+            port=unused_port(), password=secrets.token_urlsafe(18), log=root / "server.log"
         )
         init_cluster(binaries, account, root, server.password)
         data = root / "data"

@@ -5,7 +5,6 @@ wrote or printed is searched for that key."""
 from __future__ import annotations
 
 import logging
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ from dagster import DagsterInstance
 
 from svcdesk_dagster.definitions import defs
 from svcdesk_dagster.simulator import Simulator
-from svcdesk_dagster_tests.conftest import Project
+from svcdesk_dagster_tests.conftest import Project, api_settings_for, unused_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -41,18 +40,11 @@ def canary_simulator(project: Project, monkeypatch: pytest.MonkeyPatch):
         service_desk_api_key=CANARY,
         incident_management_api_key=CANARY_TOO,
     ) as sim:
-        monkeypatch.setenv("SOURCES__SERVICE_DESK__BASE_URL", sim.service_desk_url)
-        monkeypatch.setenv("SOURCES__SERVICE_DESK__API_KEY", CANARY)
-        monkeypatch.setenv("SOURCES__INCIDENT_MANAGEMENT__BASE_URL", sim.incident_management_url)
-        monkeypatch.setenv("SOURCES__INCIDENT_MANAGEMENT__API_KEY", CANARY_TOO)
+        for name, value in api_settings_for(sim, CANARY, CANARY_TOO).items():
+            monkeypatch.setenv(name, value)
         monkeypatch.setenv("RUNTIME__LOG_LEVEL", "DEBUG")
         yield sim
 
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def files_containing(root: Path, needles: tuple[bytes, ...]) -> list[str]:
@@ -91,7 +83,7 @@ def test_no_key_in_anything_written_or_printed(
             sim.faults.html_502_next(1, resource="services")
             job.execute_in_process(instance=instance)
             # 2. The vendor unreachable: connection errors quote the URL, query string and all.
-            monkeypatch.setenv("SOURCES__SERVICE_DESK__BASE_URL", f"http://127.0.0.1:{closed_port()}/sd")
+            monkeypatch.setenv("SOURCES__SERVICE_DESK__BASE_URL", f"http://127.0.0.1:{unused_port()}/sd")
             monkeypatch.setenv("SOURCES__HTTP__MAX_RETRIES", "1")
             job.execute_in_process(instance=instance, raise_on_error=False)
             monkeypatch.setenv("SOURCES__SERVICE_DESK__BASE_URL", sim.service_desk_url)
@@ -105,13 +97,12 @@ def test_no_key_in_anything_written_or_printed(
         handler.close()
 
     # 4. The CLI, which also captures compute logs under DAGSTER_HOME.
-    env = {**project.env, "DAGSTER_HOME": str(dagster_home), "RUNTIME__LOG_LEVEL": "DEBUG"}
-    env.update(
-        SOURCES__SERVICE_DESK__BASE_URL=sim.service_desk_url,
-        SOURCES__SERVICE_DESK__API_KEY=CANARY,
-        SOURCES__INCIDENT_MANAGEMENT__BASE_URL=sim.incident_management_url,
-        SOURCES__INCIDENT_MANAGEMENT__API_KEY=CANARY_TOO,
-    )
+    env = {
+        **project.env,
+        **api_settings_for(sim, CANARY, CANARY_TOO),
+        "DAGSTER_HOME": str(dagster_home),
+        "RUNTIME__LOG_LEVEL": "DEBUG",
+    }
     sim.faults.drop_next(2)
     cli = subprocess.run(
         [DAGSTER, "asset", "materialize", "-m", "svcdesk_dagster", "--select", "*"],

@@ -8,7 +8,6 @@ receiver on 127.0.0.1 that this module serves.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -32,7 +31,12 @@ from svcdesk_dagster.definitions import defs
 from svcdesk_dagster.sensors import build_new_incidents_sensor, error_line
 from svcdesk_dagster.simulator import Simulator
 from svcdesk_dagster.sources.window import iso_timestamp
-from svcdesk_dagster_tests.conftest import INCIDENT_MANAGEMENT_KEY, SERVICE_DESK_KEY, Project
+from svcdesk_dagster_tests.conftest import (
+    INCIDENT_MANAGEMENT_KEY,
+    SERVICE_DESK_KEY,
+    Project,
+    unused_port,
+)
 
 if TYPE_CHECKING:
     from dagster._core.definitions.sensor_definition import SensorExecutionData
@@ -184,7 +188,7 @@ def test_a_wrong_key_skips_without_showing_it(
 def test_an_unreachable_api_skips_without_showing_the_key(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SOURCES__INCIDENT_MANAGEMENT__BASE_URL", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("SOURCES__INCIDENT_MANAGEMENT__BASE_URL", f"http://127.0.0.1:{unused_port()}")
 
     result = tick("2026-11-20T08:15:02.517Z")
 
@@ -248,13 +252,6 @@ class WebhookReceiver:
     status: int = 200
     posts: list[dict[str, object]] = field(default_factory=list)
     url: str = ""
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on: bound, read, and released."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
@@ -405,7 +402,7 @@ def test_an_unreachable_webhook_does_not_fail_the_sensor(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     instance, result = failed_run
-    url = f"http://127.0.0.1:{closed_port()}/services/T000/B000/secret-token"
+    url = f"http://127.0.0.1:{unused_port()}/services/T000/B000/secret-token"
     monkeypatch.setenv("SVCDESK_ALERT_WEBHOOK_URL", url)
 
     evaluate_failure_sensor(instance, result)

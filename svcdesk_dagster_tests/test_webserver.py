@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from svcdesk_dagster_tests.conftest import PROJECT_SETTINGS
+from svcdesk_dagster_tests.conftest import PROJECT_SETTINGS, unused_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 WEBSERVER = str(Path(sys.executable).with_name("dagster-webserver"))
@@ -65,12 +64,6 @@ REPOSITORY_QUERY = """
   }
 }
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def graphql(port: int, query: str) -> dict[str, Any]:
@@ -122,7 +115,7 @@ def webserver(tmp_path: Path) -> Iterator[int]:
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
     shutil.copy(PROJECT_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
-    port = free_port()
+    port = unused_port()
     log = tmp_path / "webserver.log"
     with log.open("wb") as output:
         process = subprocess.Popen(

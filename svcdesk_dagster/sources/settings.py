@@ -7,6 +7,7 @@ that names it, the way a user would set it.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -82,3 +83,22 @@ def config_value(path: str, default: Any, expected_type: type) -> Any:
             f"Setting {env_var_name(*path.split('.'))} must be a {expected_type.__name__}, "
             f"got {value!r}."
         ) from error
+
+
+def env_number(
+    name: str, default: float, *, minimum: float, unit: str = "seconds", kind: type = float
+) -> Any:
+    """A numeric setting read from the environment only (the `SVCDESK_*` ones dlt does not own).
+
+    Blank counts as unset; a malformed or too small value is an error naming the variable.
+    """
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ValueError(f"Setting {name} must be a number of {unit}, got {raw!r}.") from None
+    if value < minimum:
+        raise ValueError(f"Setting {name} must be at least {minimum:g} ({unit}), got {raw!r}.")
+    return value
