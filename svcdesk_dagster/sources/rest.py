@@ -84,9 +84,10 @@ def build_rest_source(
     Resources with a window parameter read only what changed since the last read started (less
     `clock_skew_margin`), unless `full_refresh`, which reads the complete listing.
     """
+    # rest_api_source consumes the resource dicts: each run works on its own copies.
     resources = [
         _with_compiled_data_selector(
-            _with_window(resource, api.window_params, full_refresh, clock_skew_margin)
+            _with_window(copy.deepcopy(resource), api.window_params, full_refresh, clock_skew_margin)
         )
         for resource in api.resources
     ]
@@ -115,8 +116,7 @@ def _with_window(
     full_refresh: bool,
     margin: timedelta,
 ) -> EndpointResource:
-    """A copy of `resource` (rest_api_source consumes its dicts) whose paginator opens its window."""
-    resource = copy.deepcopy(resource)
+    """`resource` (a copy), its paginator opening its window when it has one."""
     name = str(resource["name"])
     if name in window_params:
         endpoint = resource["endpoint"]
@@ -131,7 +131,7 @@ def _with_window(
 
 
 def _with_compiled_data_selector(resource: EndpointResource) -> EndpointResource:
-    """`resource` (already a copy) with its `data_selector` compiled once.
+    """`resource` (a copy) with its `data_selector` compiled once.
 
     rest_api hands a string selector to jsonpath for every page, and jsonpath_ng builds its parser
     anew on each parse: about 1.3 ms a page, 1.3 s of every 100,000 tickets. A compiled path is
