@@ -44,6 +44,7 @@ from dagster import (
 
 from svcdesk_dagster.jobs import incident_management_sync
 from svcdesk_dagster.sources import APIS, INCIDENT_MANAGEMENT
+from svcdesk_dagster.sources.errors import vendor_message
 from svcdesk_dagster.sources.http import RetrySettings, build_session, redact
 from svcdesk_dagster.sources.settings import (
     ApiSettings,
@@ -130,15 +131,6 @@ def count_changes(settings: ApiSettings, retry: RetrySettings, since: str) -> in
         return int(body.get("total") or 0) or len(body.get("data") or [])
     except (ValueError, TypeError, AttributeError):
         raise CheckFailed("The incident management API answered 200 with no JSON listing.") from None
-
-
-def vendor_message(response: requests.Response) -> str:
-    """`: <message>` from the contract's error body, or nothing (a proxy's HTML page, say)."""
-    try:
-        message = response.json()["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        return ""
-    return f": {message}" if isinstance(message, str) and message else ""
 
 
 def skip(context: SensorEvaluationContext, reason: str, secrets: tuple[str, ...] = ()) -> SensorResult:

@@ -64,7 +64,7 @@ def explain(error: BaseException, source_name: str, title: str) -> Explanation:
 def _explain_status(response: requests.Response, source_name: str, title: str) -> Explanation:
     status = response.status_code
     where = _where(response.url)
-    said = _vendor_message(response)
+    said = vendor_message(response)
     if status in (401, 403):
         return Explanation(
             f"Authentication failed for the {title} API ({status}{said}): check "
@@ -98,7 +98,7 @@ def _where(url: str | None) -> str:
     return f" at GET {parts.path}, offset {offset}"
 
 
-def _vendor_message(response: requests.Response) -> str:
+def vendor_message(response: requests.Response) -> str:
     """The vendor's own words from its JSON error body; a proxy's HTML page is only named."""
     try:
         body = response.json()
