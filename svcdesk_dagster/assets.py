@@ -201,7 +201,9 @@ def run_sync(
     except Exception as error:
         # Only what may pass (a 429, a 5xx, a dropped connection) is worth Dagster's retries;
         # retrying a wrong key, a rejected request or a broken record repeats the failure.
-        explanation = explain(error, api.name, api.title)
+        explanation = explain(
+            error, api.name, api.title, base_url=settings.base_url, secrets=(settings.api_key,)
+        )
         raise Failure(
             description=explanation.message, allow_retries=explanation.transient
         ) from error

@@ -97,7 +97,7 @@ def test_a_wrong_key_fails_fast_and_says_which_setting(
     assert len(step_failures(result)) == 1, "an authentication failure is not retried"
     assert simulator.request_count() <= 2
     message = failure_message(result)
-    assert "Authentication failed for the service desk API (401" in message
+    assert f"Authentication failed for the service desk API at {simulator.service_desk_url} (401" in message
     assert "SOURCES__SERVICE_DESK__API_KEY" in message
     assert "not-the-key-4242" not in message
 
@@ -131,7 +131,8 @@ def test_a_record_without_an_id_stops_the_read_and_loses_nothing(
 
     assert not result.success
     message = failure_message(result)
-    assert "service desk API broke its contract" in message and "has no `id`" in message
+    assert f"The service desk API at {simulator.service_desk_url} broke its contract" in message
+    assert "has no `id`" in message
     assert table_rows(project.duckdb_file, "service_desk.tickets") == before
     assert len(step_failures(result)) == 1, "a broken record is not retried"
 

@@ -10,7 +10,13 @@ the REST client calls `Session.send` directly, bypassing the timeout its session
 
 The API key travels in the query string (the seeds' `location: query`), so any error message that
 quotes a URL would show it. The session redacts it from every exception it raises, once, for both
-APIs.
+APIs, and raises the redacted exception *outside* the `except` block that caught the original:
+raised inside it, even `from None`, the new exception keeps the original as its `__context__`, and
+dlt's trace (`trace.pickle`) and Dagster's event log record the whole chain, key and all.
+
+Two answers that requests would take as success are refused here, before dlt reads them: a
+redirect (following it would send the key, in the query, to an address nobody configured) and a
+`200` whose body is not JSON (a captive portal or a proxy answering in the vendor's place).
 """
 
 from __future__ import annotations
@@ -27,12 +33,18 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from requests.exceptions import ChunkedEncodingError, ConnectionError, ContentDecodingError, Timeout
+from requests.exceptions import (
+    ChunkedEncodingError,
+    ConnectionError,
+    ContentDecodingError,
+    SSLError,
+    Timeout,
+)
 from tenacity import (
     RetryCallState,
     Retrying,
     retry_any,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
 )
 
@@ -42,6 +54,10 @@ SEED_RETRY_STATUSES = (429, 500, 502, 503, 504)
 MAX_CONNECTIONS = 50
 USER_AGENT = "svcdesk_dagster (dlt rest_api)"
 RETRIED_EXCEPTIONS = (ConnectionError, Timeout, ChunkedEncodingError, ContentDecodingError)
+"""Network faults that pass: dropped connections, timeouts, bodies cut short. A failed TLS
+handshake (`SSLError`, a kind of `ConnectionError`) is not among them: a wrong scheme or port, or an
+untrusted certificate, fails the same way on every attempt."""
+JSON_STARTS = (b"{", b"[")
 _QUERY_SECRET = re.compile(r"(?i)(api_key=)[^&#\s'\"]+")
 REDACTED = "***"
 
@@ -92,6 +108,15 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     return text
 
 
+class RedirectRefused(requests.RequestException):
+    """The vendor answered with a redirect, which the session does not follow: the key travels in
+    the query string, and would go wherever the redirect points."""
+
+
+class NotJsonAnswer(requests.RequestException):
+    """A `200` whose body is not the vendor's JSON: a captive portal or a proxy answered."""
+
+
 def _redacted(request: requests.PreparedRequest | requests.Request | None) -> requests.PreparedRequest | None:
     """A copy of the failed request whose URL no longer carries the key (for `explain`)."""
     if not isinstance(request, requests.PreparedRequest):
@@ -99,6 +124,38 @@ def _redacted(request: requests.PreparedRequest | requests.Request | None) -> re
     copy = request.copy()
     copy.url = redact(str(copy.url))
     return copy
+
+
+def _scrubbed(response: requests.Response | None) -> requests.Response | None:
+    """The failed answer, kept for `explain` (status, headers, the vendor's error body), with
+    every copy of the request URL in it redacted and the raw urllib3 response (which keeps the
+    URL too) let go once its body is read."""
+    if response is None:
+        return None
+    try:
+        _ = response.content
+    except requests.RequestException:  # a body cut short is no use to `explain` either
+        return None
+    response.url = redact(str(response.url))
+    response.request = _redacted(response.request)  # type: ignore[assignment]
+    response.raw = None
+    return response
+
+
+def redacted_error(
+    error: requests.RequestException, secrets: tuple[str, ...]
+) -> requests.RequestException:
+    """A new exception of the same type, with no key in its message, request or response, and no
+    link to `error`: the caller must raise it outside the `except` block that caught `error`."""
+    message, response, request = (
+        redact(str(error), secrets), _scrubbed(error.response), _redacted(error.request)
+    )
+    try:
+        clean = type(error)(message, response=response, request=request)
+    except TypeError:  # a subclass with a constructor of its own
+        clean = requests.RequestException(message, response=response, request=request)
+    clean.__suppress_context__ = True
+    return clean
 
 
 def retry_policy(settings: RetrySettings) -> Retrying:
@@ -110,13 +167,17 @@ def retry_policy(settings: RetrySettings) -> Retrying:
         return response is not None and response.status_code in statuses
 
     return Retrying(
-        retry=retry_any(retry_if_exception_type(RETRIED_EXCEPTIONS), retried_status),
+        retry=retry_any(retry_if_exception(_passing_fault), retried_status),
         wait=functools.partial(_wait, settings),
         stop=stop_after_attempt(settings.max_retries + 1),
         reraise=True,
         # Out of retries on a status: hand back the last answer, so the caller sees its status.
         retry_error_callback=lambda state: state.outcome.result(),
     )
+
+
+def _passing_fault(error: BaseException) -> bool:
+    return isinstance(error, RETRIED_EXCEPTIONS) and not isinstance(error, SSLError)
 
 
 def _response_of(state: RetryCallState) -> requests.Response | None:
@@ -159,19 +220,46 @@ def _retry_after_seconds(response: requests.Response) -> float | None:
 def _with_policy(
     send: Callable[..., requests.Response], settings: RetrySettings, secrets: tuple[str, ...]
 ) -> Callable[..., requests.Response]:
-    """`Session.send` with the retry policy, the request timeout, and errors free of keys."""
+    """`Session.send` with the retry policy, the request timeout, no redirects, and errors free of
+    keys."""
     send_with_retries = retry_policy(settings).wraps(send)
 
     @functools.wraps(send)
     def send_redacted(request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", settings.request_timeout)
+        kwargs["allow_redirects"] = False
+        failure: requests.RequestException | None = None
         try:
-            return send_with_retries(request, **kwargs)
+            response = send_with_retries(request, **kwargs)
         except requests.RequestException as error:
-            message = redact(str(error), secrets)
-            raise type(error)(message, response=error.response, request=_redacted(error.request)) from None
+            failure = redacted_error(error, secrets)
+        if failure is not None:
+            # Raised here, after the `except` block, so that it has no `__context__`.
+            raise failure
+        refuse_unexpected(response)
+        return response
 
     return send_redacted
+
+
+def refuse_unexpected(response: requests.Response) -> None:
+    """Raises on a redirect, and on a `200` that is not JSON (see the module docstring)."""
+    request = _redacted(response.request)
+    if response.is_redirect:
+        target = urlsplit(redact(response.headers.get("Location", "")))
+        raise RedirectRefused(
+            f"{response.status_code} {response.reason}, a redirect to "
+            f"{target._replace(query='', fragment='').geturl() or 'nowhere'}, which is not "
+            "followed: the key, in the query, would go to an address nobody configured",
+            request=request,
+        )
+    if response.status_code == 200 and response.content[:64].lstrip()[:1] not in JSON_STARTS:
+        kind = response.headers.get("Content-Type", "no content type").split(";")[0]
+        raise NotJsonAnswer(
+            f"200 with a {kind} body instead of JSON: a captive portal or a proxy answered in "
+            "the vendor's place",
+            request=request,
+        )
 
 
 class ResponseTally:

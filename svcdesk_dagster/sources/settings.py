@@ -7,9 +7,11 @@ that names it, the way a user would set it.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
+from urllib.parse import urlsplit
 
 import dlt
 from dlt.common.configuration import configspec, resolve_configuration
@@ -18,7 +20,8 @@ from dlt.common.typing import TSecretStrValue
 
 
 class MissingSettingError(ValueError):
-    """A setting a run needs is absent from the environment and from `.dlt/*.toml`."""
+    """A setting a run needs is absent from the environment and from `.dlt/*.toml`, or holds a
+    value the project refuses to run with."""
 
 
 def env_var_name(*sections: str) -> str:
@@ -46,6 +49,7 @@ class ApiSettingsSpec(BaseConfiguration):
 
     base_url: Optional[str] = None
     api_key: Optional[TSecretStrValue] = None
+    allow_plain_http: bool = False
 
 
 def resolve_api_settings(source_name: str) -> ApiSettings:
@@ -66,9 +70,39 @@ def resolve_api_settings(source_name: str) -> ApiSettings:
             for name, where in missing
         )
         raise MissingSettingError(f"The {source_name} API is not configured: set {described}.")
-    return ApiSettings(
-        source_name=source_name, base_url=str(spec.base_url).rstrip("/"), api_key=str(spec.api_key)
-    )
+    base_url = str(spec.base_url).rstrip("/")
+    refuse_key_in_clear(source_name, base_url, spec.allow_plain_http)
+    return ApiSettings(source_name=source_name, base_url=base_url, api_key=str(spec.api_key))
+
+
+def refuse_key_in_clear(source_name: str, base_url: str, allow_plain_http: bool) -> None:
+    """The key travels in the query string: over plain HTTP anyone on the path reads it. Plain
+    HTTP is allowed to a loopback host (the bundled simulator), or where the user says the network
+    is trusted."""
+    parts = urlsplit(base_url)
+    setting = env_var_name("sources", source_name, "base_url")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise MissingSettingError(
+            f"{setting} must be an https:// URL such as https://vendor.example/api, "
+            f"got one without a scheme or host."
+        )
+    if parts.scheme == "http" and not allow_plain_http and not is_loopback(parts.hostname):
+        allow = env_var_name("sources", source_name, "allow_plain_http")
+        raise MissingSettingError(
+            f"{setting} is plain http:// to {parts.hostname}, which would send the API key in "
+            f"clear: use https://. On a network you trust, set {allow}=true (`allow_plain_http` "
+            f"under [sources.{source_name}] in .dlt/config.toml) to allow it."
+        )
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and localhost: traffic that never leaves the machine."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def config_value(path: str, default: Any, expected_type: type) -> Any:
