@@ -1,17 +1,18 @@
-"""The sensors INTERFACE.md names: a cheap watch on the incident API, and an alert on failed syncs.
+"""The project's two sensors: a cheap watch on the incident API, and an alert on failed syncs.
 
-`new_incidents_sensor` asks the incident API, once per tick, whether any incident changed since its
-cursor, and asks for an `incidents` sync when one did, so an incident reaches the table within a
-minute instead of at the next quarter-hour schedule. `sync_failure_sensor` reports every failed run
-of the code location in the sensor's log and, when `SVCDESK_ALERT_WEBHOOK_URL` is set, to a
-Slack-compatible webhook.
+`new_incidents_sensor` asks the incident API, once per tick, which incidents changed since its
+cursor (one request, the first 100 changes), and asks for an `incidents` sync when one of them is
+a change it has not already asked a run for, so an incident reaches the table within a minute
+instead of at the next quarter-hour schedule, and one change brings one run. `sync_failure_sensor`
+reports every failed run of the code location in the sensor's log and, when
+`SVCDESK_ALERT_WEBHOOK_URL` is set, to a Slack-compatible webhook.
 
 Settings (environment only: they belong to the deployment, not to the dlt sources):
 
 | environment variable | default | read | what |
 | --- | --- | --- | --- |
 | `SVCDESK_NEW_INCIDENTS_SENSOR_INTERVAL` | `60` | at load | seconds between two checks |
-| `SVCDESK_NEW_INCIDENTS_SENSOR_MARGIN` | `30` | each tick | seconds the cursor stays behind a check's start |
+| `SVCDESK_NEW_INCIDENTS_SENSOR_MARGIN` | `30` | each tick | seconds a check looks back before the last check's start |
 | `SVCDESK_ALERT_WEBHOOK_URL` | none | each failure | where failure alerts are POSTed |
 | `SVCDESK_DAGSTER_BASE_URL` | `http://127.0.0.1:3000` | each failure | the web UI the alert links to |
 """
@@ -19,9 +20,10 @@ Settings (environment only: they belong to the deployment, not to the dlt source
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
@@ -61,9 +63,15 @@ INTERVAL_ENV = "SVCDESK_NEW_INCIDENTS_SENSOR_INTERVAL"
 DEFAULT_INTERVAL_SECONDS = 60
 MARGIN_ENV = "SVCDESK_NEW_INCIDENTS_SENSOR_MARGIN"
 DEFAULT_MARGIN_SECONDS = 30.0
-"""API_CONTRACT.md: the vendor's clock "can be a few seconds off" ours. Smaller than the syncs'
-300 s margin on purpose: a change stamped inside the margin is seen again by the next tick, and
-each sighting costs a run; below the 60 s interval, a change asks for at most two."""
+"""How far each check looks back before the start of the previous one. A change made while a check
+is answered, or stamped by a vendor clock a few seconds behind ours, carries a time before that
+check's start: the next check still lists it because its window starts this much earlier. The
+overlap costs no run: the cursor remembers which changes inside it already asked for one, so a
+change asks for exactly one run however many checks list it. Smaller than the syncs' 300 s margin
+on purpose: each check lists the overlap's changes again in its one page of 100 and keeps them in
+its cursor, and a short overlap leaves that page to new changes and the cursor small."""
+CHECK_PAGE_SIZE = 100
+"""The most records the vendor lists in one answer: one request sees up to this many changes."""
 CHECK_TIMEOUT_SECONDS = 10.0
 """A tick must stay short (the daemon evaluates sensors one after another): one attempt, no
 retries, and at most this long; a failed check is simply repeated by the next tick."""
@@ -100,11 +108,93 @@ def check_retry_settings() -> RetrySettings:
     )
 
 
-def count_changes(settings: ApiSettings, retry: RetrySettings, since: str) -> int:
-    """How many incidents the vendor says changed at or after `since`: one request, limit 1.
+class CursorUnreadable(Exception):
+    """The sensor's cursor is neither a cursor this module wrote nor a bare timestamp."""
 
-    `total` counts every match, so the one record asked for is only a fallback for a vendor that
-    leaves `total` out.
+
+def instant(value: str) -> datetime:
+    """An ISO 8601 timestamp as an aware datetime (`Z` included); one without an offset is UTC."""
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class ChangeCursor:
+    """Where the next check starts, and the changes inside the overlap that already asked for a run.
+
+    `since` is sent as `updated_since`. `seen` maps an incident id to the `updated_at` it had when
+    a check asked a run for it; it holds only pairs at or after `since`, because older ones are
+    never listed again, so it stays as small as the changes of one margin. Serialised as
+    `{"since": "<iso>", "seen": {"<id>": "<iso>", ...}}`; a bare timestamp (what the sensor kept
+    before it remembered changes, and what an operator is likely to set by hand) means `since`
+    with nothing seen.
+    """
+
+    since: str
+    seen: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, raw: str) -> ChangeCursor:
+        text = raw.strip()
+        if not text.startswith("{"):
+            return cls(since=text)
+        try:
+            document = json.loads(text)
+            since, seen = document["since"], document.get("seen") or {}
+            if not isinstance(since, str) or not isinstance(seen, dict):
+                raise TypeError
+            pairs = {str(key): value for key, value in seen.items()}
+            for value in pairs.values():
+                instant(value)  # a TypeError or ValueError for anything but a timestamp
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise CursorUnreadable(f"the sensor's cursor cannot be read: {raw[:200]!r}") from None
+        return cls(since=since, seen=pairs)
+
+    def serialise(self) -> str:
+        return json.dumps({"since": self.since, "seen": dict(sorted(self.seen.items()))},
+                          separators=(",", ":"))
+
+    def is_new(self, incident_id: str, updated_at: str) -> bool:
+        """A listed pair no check asked a run for yet: a new id, or a known id changed again."""
+        known = self.seen.get(incident_id)
+        return known is None or instant(known) != instant(updated_at)
+
+
+@dataclass(frozen=True)
+class ChangeListing:
+    """What the one request of a tick answered."""
+
+    changes: dict[str, str]
+    """Incident id -> `updated_at`, for every listed record that has both."""
+    unreadable: int
+    """Listed records without a readable id or `updated_at`: each counts as a new change."""
+    total: int
+    """How many incidents match, listed or not (at least the number listed)."""
+
+    @property
+    def listed(self) -> int:
+        return len(self.changes) + self.unreadable
+
+
+def listed_pair(record: object) -> tuple[str, str] | None:
+    """`(id, updated_at)` of one listed record, or None when either is missing or unreadable."""
+    if not isinstance(record, dict):
+        return None
+    incident_id, updated_at = record.get("id"), record.get("updated_at")
+    if incident_id in (None, "") or not isinstance(updated_at, str):
+        return None
+    try:
+        instant(updated_at)
+    except ValueError:
+        return None
+    return str(incident_id), updated_at
+
+
+def list_changes(settings: ApiSettings, retry: RetrySettings, since: str) -> ChangeListing:
+    """The incidents the vendor says changed at or after `since`: one request, the first 100.
+
+    `total` counts every match, so a listing cut short by the page size still says how many
+    changed; a vendor that leaves it out is taken to have listed them all.
     """
     session = build_session(retry, secrets=(settings.api_key,))
     api = INCIDENT_MANAGEMENT
@@ -112,7 +202,7 @@ def count_changes(settings: ApiSettings, retry: RetrySettings, since: str) -> in
         response = session.get(
             f"{settings.base_url}{api.endpoint_path(INCIDENTS.path[-1])}",
             params={
-                "limit": 1,
+                "limit": CHECK_PAGE_SIZE,
                 api.window_params[INCIDENTS.path[-1]]: since,
                 "api_key": settings.api_key,
             },
@@ -128,9 +218,22 @@ def count_changes(settings: ApiSettings, retry: RetrySettings, since: str) -> in
         )
     try:
         body = response.json()
-        return int(body.get("total") or 0) or len(body.get("data") or [])
+        records = body.get("data") or []
+        if not isinstance(records, list):
+            raise TypeError
+        reported = body.get("total")
+        total = int(reported) if reported is not None else len(records)
     except (ValueError, TypeError, AttributeError):
         raise CheckFailed("The incident management API answered 200 with no JSON listing.") from None
+    changes: dict[str, str] = {}
+    unreadable = 0
+    for record in records:
+        pair = listed_pair(record)
+        if pair is None:
+            unreadable += 1
+        else:
+            changes[pair[0]] = pair[1]
+    return ChangeListing(changes=changes, unreadable=unreadable, total=max(total, len(records)))
 
 
 def skip(context: SensorEvaluationContext, reason: str, secrets: tuple[str, ...] = ()) -> SensorResult:
@@ -140,14 +243,42 @@ def skip(context: SensorEvaluationContext, reason: str, secrets: tuple[str, ...]
     return SensorResult(skip_reason=SkipReason(safe))
 
 
-def evaluate_new_incidents(context: SensorEvaluationContext) -> SensorResult:
-    """One tick: ask whether anything changed since the cursor, and move the cursor on success.
+def why_run(listing: ChangeListing, new: Mapping[str, str], since: str) -> str | None:
+    """Why this listing asks for a run, or None when every listed change already asked for one.
 
-    The cursor is the start of the previous successful check, less the margin, as an ISO
-    timestamp (window.py's reasoning: a change made while we check, or stamped by a vendor clock
-    behind ours, still falls in the next window). The first tick has no cursor and checks from
-    its own start less the margin: it proves the settings work, and asks for a run only for a
-    change in that margin; older changes are the schedules' business.
+    Past the page the changes are unknown: when more incidents match than were listed, some
+    may be new (certainly, if more match than the cursor remembers), and a missed change costs
+    more than an extra run, which only re-merges.
+    """
+    reasons = []
+    if new:
+        shown = ", ".join(sorted(new)[:5]) + (", ..." if len(new) > 5 else "")
+        reasons.append(
+            f"{len(new)} incident change(s) since {since} not synced by a run yet ({shown})"
+        )
+    if listing.unreadable:
+        reasons.append(
+            f"{listing.unreadable} listed incident(s) without a readable id or updated_at"
+        )
+    if listing.total > listing.listed:
+        reasons.append(
+            f"{listing.total} incidents changed since {since}, more than the {listing.listed} "
+            "one request lists"
+        )
+    return "; ".join(reasons) or None
+
+
+def evaluate_new_incidents(context: SensorEvaluationContext) -> SensorResult:
+    """One tick: list what changed since the cursor, ask one run for what is new, move the cursor.
+
+    The next window starts at this check's start less the margin (window.py's reasoning: a change
+    made while we check, or stamped by a vendor clock behind ours, still falls in it), so
+    consecutive windows overlap. The cursor therefore also keeps the `(id, updated_at)` pairs
+    listed inside the next window: the next check lists them again and asks no run for them,
+    so each change asks for exactly one. A failed check keeps the cursor, so the next good one
+    covers the gap. The first tick has no cursor and checks from its own start less the margin:
+    it proves the settings work, and asks for a run only for a change in that margin; older
+    changes are the schedules' business.
     """
     started = datetime.now(timezone.utc)
     try:
@@ -156,17 +287,35 @@ def evaluate_new_incidents(context: SensorEvaluationContext) -> SensorResult:
         retry = check_retry_settings()
     except (MissingSettingError, ValueError) as error:
         return skip(context, f"Not checking for incident changes: {error}")
-    next_cursor = iso_timestamp(started - margin)
-    since = context.cursor or next_cursor
+    secrets = (settings.api_key,)
+    next_since = iso_timestamp(started - margin)
     try:
-        changed = count_changes(settings, retry, since)
-    except CheckFailed as error:
-        return skip(context, f"{error} Will check again from {since}.", (settings.api_key,))
-    if not changed:
-        return SensorResult(
-            skip_reason=SkipReason(f"No incident changed since {since}."), cursor=next_cursor
+        cursor = ChangeCursor.parse(context.cursor) if context.cursor else ChangeCursor(next_since)
+    except CursorUnreadable as error:
+        return skip(
+            context,
+            f"Not checking for incident changes: {error}. Delete it (`dagster sensor cursor "
+            "new_incidents_sensor --delete`) or set an ISO 8601 timestamp to check from.",
+            secrets,
         )
-    context.log.info(f"{changed} incident(s) changed since {since}: asking for an incidents sync.")
+    since = cursor.since
+    try:
+        listing = list_changes(settings, retry, since)
+    except CheckFailed as error:
+        return skip(context, f"{error} Will check again from {since}.", secrets)
+    new = {key: value for key, value in listing.changes.items() if cursor.is_new(key, value)}
+    floor = instant(next_since)
+    next_cursor = ChangeCursor(
+        since=next_since,
+        seen={key: value for key, value in listing.changes.items() if instant(value) >= floor},
+    ).serialise()
+    reason = why_run(listing, new, since)
+    if reason is None:
+        already = len(listing.changes)
+        besides = f" besides {already} change(s) an earlier check already asked a run for"
+        message = f"No incident changed since {since}{besides if already else ''}."
+        return SensorResult(skip_reason=SkipReason(redact(message, secrets)), cursor=next_cursor)
+    context.log.info(redact(f"{reason}: asking for an incidents sync.", secrets))
     return SensorResult(
         run_requests=[
             RunRequest(
@@ -191,8 +340,9 @@ def build_new_incidents_sensor() -> SensorDefinition:
         minimum_interval_seconds=interval,
         default_status=DefaultSensorStatus.STOPPED,
         description=(
-            f"Every {interval} s, asks the incident API whether an incident changed since the "
-            "last check (one request, limit=1) and, if one did, syncs `incidents`."
+            f"Every {interval} s, asks the incident API which incidents changed since the last "
+            "check (one request, up to 100 records) and, if one changed in a way no earlier check "
+            "already asked a run for, syncs `incidents`."
         ),
     )
     def new_incidents_sensor(context: SensorEvaluationContext) -> SensorResult:
