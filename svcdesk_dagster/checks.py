@@ -20,7 +20,7 @@ check function at definition time and rejects it as a string.)
 import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from dagster import (
@@ -47,7 +47,7 @@ from dlt.sources.rest_api.typing import EndpointResource
 from svcdesk_dagster.assets import sync_pool, table_name
 from svcdesk_dagster.resources import build_pipeline, destination_name
 from svcdesk_dagster.sources import APIS, VendorApi
-from svcdesk_dagster.sources.rest import RESOURCE_DEFAULTS
+from svcdesk_dagster.sources.contract import VARIANT_MARKER, Columns, DeclaredTable, declared_tables
 
 SCHEMA_CONTRACT = "schema_contract"
 MERGE_KEY_UNIQUE = "merge_key_unique"
@@ -57,48 +57,11 @@ SAMPLE_SIZE = 5
 """How many offending keys a result shows: enough to start looking, few enough to read."""
 
 DLT_COLUMN_PREFIX = "_dlt_"
-VARIANT_MARKER = "__v_"
-"""dlt stores a value that does not fit its column's type in a variant `<column>__v_<type>`."""
 
 NOT_CREATED = "table not created yet"
 
-Columns = Mapping[str, Mapping[str, Any]]
-
 
 # -- what the resource dicts declare ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DeclaredTable:
-    """One table as a resource dict declares it: its columns and, for a child table, its parent."""
-
-    name: str
-    columns: Columns
-    parent: str | None = None
-    primary_key: str | None = None
-
-
-def declared_tables(resource: EndpointResource) -> tuple[DeclaredTable, ...]:
-    """The resource's table, then one child table per `nested_hints` entry.
-
-    Child tables are named as dlt names them: the path from the root joined with `__`
-    (`tickets__tags`); their link to the parent is dlt's `_dlt_parent_id`, not a declared key.
-    """
-    root = str(resource["name"])
-    primary_key = resource.get("primary_key", RESOURCE_DEFAULTS["primary_key"])
-    if not isinstance(primary_key, str):
-        raise ValueError(f"Resource {root!r}: the checks support a single-column primary key.")
-    tables = [DeclaredTable(root, resource.get("columns") or {}, primary_key=primary_key)]
-    for path, hints in (resource.get("nested_hints") or {}).items():
-        fragments = (path,) if isinstance(path, str) else tuple(path)
-        tables.append(
-            DeclaredTable(
-                "__".join((root, *fragments)),
-                hints.get("columns") or {},
-                parent="__".join((root, *fragments[:-1])),
-            )
-        )
-    return tuple(tables)
 
 
 def api_resource(api: VendorApi, resource_name: str) -> EndpointResource:
@@ -196,6 +159,8 @@ class Difference:
     expected: str
     found: str
     severity: str
+    record_ids: list[Any] = field(default_factory=list)
+    """For a type change: a few ids of the records whose value arrived with the new type."""
 
 
 def column_differences(
@@ -262,6 +227,60 @@ def unexpected_column(
     return Difference(table, name, "new column", "absent", describe(actual), "WARN")
 
 
+def unexpected_table(root: DeclaredTable, name: str) -> Difference:
+    """A child table nobody declared: a new list field (WARN), or a declared scalar field that
+    now arrives as a list (ERROR), which dlt turns into the child table `<table>__<field>`."""
+    field = name[len(root.name) + 2 :]
+    if field in root.columns:
+        problem = f"type changed: `{field}` now arrives as a list, which dlt makes a child table"
+        declared = str(root.columns[field].get("data_type"))
+        return Difference(name, "*", problem, declared, "json", "ERROR")
+    return Difference(name, "*", "new table", "absent", "present", "WARN")
+
+
+def with_record_ids(
+    difference: Difference, root: DeclaredTable, destination: LoadedTables
+) -> Difference:
+    """A type change with the ids of a few records that hold a value of the new type. A variant or
+    flattened column in which no row holds a value any more (a full refresh replaced them after
+    the vendor was fixed) is what is left of a past change: a WARN, no longer an ERROR."""
+    if difference.severity != "ERROR" or not difference.problem.startswith("type changed"):
+        return difference
+    holders, ids = records_holding(destination.sql, difference, root)
+    if holders:
+        return replace(difference, record_ids=ids)
+    return replace(
+        difference,
+        problem=(
+            f"{difference.problem}; no row holds such a value any more (left from a past change)"
+        ),
+        severity="WARN",
+    )
+
+
+def records_holding(
+    sql: SqlClientBase[Any], difference: Difference, root: DeclaredTable
+) -> tuple[int, list[Any]]:
+    """How many rows of `difference.table` hold a value in its column (any row, for a whole
+    table), and the ids of the first `SAMPLE_SIZE` records they belong to."""
+    key = sql.escape_column_name(str(root.primary_key))
+    table = sql.make_qualified_table_name(difference.table)
+    column = sql.escape_column_name(difference.column)
+    where = "" if difference.column == "*" else f" WHERE c.{column} IS NOT NULL"
+    if difference.table == root.name:
+        ids = f"SELECT c.{key} FROM {table} c{where}"
+    else:
+        root_id, row_id = (sql.escape_column_name(n) for n in ("_dlt_root_id", "_dlt_id"))
+        parents = sql.make_qualified_table_name(root.name)
+        ids = (
+            f"SELECT DISTINCT p.{key} FROM {table} c "
+            f"JOIN {parents} p ON c.{root_id} = p.{row_id}{where}"
+        )
+    ((holders,),) = sql.execute_sql(f"SELECT count(*) FROM {table} c{where}")
+    sample = first_rows(sql, f"{ids} ORDER BY 1") if holders else []
+    return int(holders), [plain(value) for (value,) in sample]
+
+
 def describe(spec: Mapping[str, Any]) -> str:
     return f"{spec.get('data_type')}, {nullability(spec)}"
 
@@ -276,6 +295,7 @@ def schema_contract(
     """`schema_contract`: the resource's tables against their declarations, plus tables nobody
     declared. Only new columns or tables: failed with WARN; anything else: failed with ERROR."""
     declared = declared_tables(api_resource(api, resource_name))
+    root = declared[0]
     declared_names = {t.name for t in declared}
     differences: list[Difference] = []
     for table in declared:
@@ -284,10 +304,11 @@ def schema_contract(
             differences += column_differences(table.name, table.columns, found, destination.fold)
     for name in destination.nested.get(resource_name, ()):
         if name not in declared_names and name in destination.tables:
-            differences.append(Difference(name, "*", "new table", "absent", "present", "WARN"))
+            differences.append(unexpected_table(root, name))
     missing = sorted(declared_names - set(destination.tables))
     if resource_name in missing:
         return not_created(api, resource_name, SCHEMA_CONTRACT)
+    differences = [with_record_ids(d, root, destination) for d in differences]
     errors = [d for d in differences if d.severity == "ERROR"]
     return AssetCheckResult(
         asset_key=AssetKey(resource_name),
@@ -314,7 +335,9 @@ def summary(differences: list[Difference]) -> str:
     if not differences:
         return "The tables match the declared schema."
     return "; ".join(
-        f"{d.severity} {d.table}.{d.column}: {d.problem} (expected {d.expected}, found {d.found})"
+        f"{d.severity} {d.table}.{d.column}: {d.problem} (expected {d.expected}, found {d.found}"
+        + (f"; records {', '.join(map(str, d.record_ids))}" if d.record_ids else "")
+        + ")"
         for d in differences
     )
 

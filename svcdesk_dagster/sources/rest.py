@@ -21,6 +21,7 @@ from dlt.extract.source import DltSource
 from dlt.sources.rest_api import rest_api_source
 from dlt.sources.rest_api.typing import EndpointResource
 
+from svcdesk_dagster.sources.contract import DEFAULT_PRIMARY_KEY, type_guard
 from svcdesk_dagster.sources.paginator import PAGINATOR_TYPE, VendorOffsetPaginator
 from svcdesk_dagster.sources.settings import ApiSettings
 from svcdesk_dagster.sources.window import SyncWindow
@@ -43,7 +44,7 @@ PAGE_LIMIT = 100
 PAGINATOR = {"type": PAGINATOR_TYPE, "limit": PAGE_LIMIT}
 """The seeds' `{"type": "offset", "limit": 100}`, with a paginator that survives a changing `total`."""
 
-RESOURCE_DEFAULTS: dict[str, Any] = {"primary_key": "id", "write_disposition": "merge"}
+RESOURCE_DEFAULTS: dict[str, Any] = {"primary_key": DEFAULT_PRIMARY_KEY, "write_disposition": "merge"}
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,12 @@ def build_rest_source(
     """
     # rest_api_source consumes the resource dicts: each run works on its own copies.
     resources = [
-        _with_compiled_data_selector(
-            _with_window(copy.deepcopy(resource), api.window_params, full_refresh, clock_skew_margin)
+        _with_type_guard(
+            _with_compiled_data_selector(
+                _with_window(
+                    copy.deepcopy(resource), api.window_params, full_refresh, clock_skew_margin
+                )
+            )
         )
         for resource in api.resources
     ]
@@ -141,6 +146,14 @@ def _with_compiled_data_selector(resource: EndpointResource) -> EndpointResource
     selector = endpoint.get("data_selector")
     if isinstance(selector, str):
         endpoint["data_selector"] = compile_path(selector)
+    return resource
+
+
+def _with_type_guard(resource: EndpointResource) -> EndpointResource:
+    """`resource` (a copy) with every record checked against its declared columns as it is
+    extracted (`contract.py`: dlt would otherwise retype a drifted value without a trace)."""
+    steps = list(resource.get("processing_steps") or [])
+    resource["processing_steps"] = [*steps, {"map": type_guard(resource)}]
     return resource
 
 
