@@ -182,7 +182,7 @@ def run_sync(
     source = build_rest_source(
         api, settings, session, full_refresh=config.full_refresh, clock_skew_margin=margin
     )
-    pipeline = build_pipeline(api)
+    pipeline = build_pipeline(api, context.instance.root_directory)
     # A full refresh replaces every table; otherwise each resource keeps its own disposition
     # (merge for the windowed ones, replace for complete listings such as services).
     overrides = {"write_disposition": "replace"} if config.full_refresh else {}

@@ -501,14 +501,17 @@ def build_checks(api: VendorApi) -> AssetChecksDefinition:
         pool=sync_pool(api),
     )
     def checks(context: AssetCheckExecutionContext) -> Iterator[AssetCheckResult]:
-        yield from run_checks(api, context.selected_asset_check_keys)
+        pipeline = build_pipeline(api, context.instance.root_directory)
+        yield from run_checks(api, pipeline, context.selected_asset_check_keys)
 
     return checks
 
 
-def run_checks(api: VendorApi, selected: set[AssetCheckKey]) -> Iterator[AssetCheckResult]:
+def run_checks(
+    api: VendorApi, pipeline: Pipeline, selected: set[AssetCheckKey]
+) -> Iterator[AssetCheckResult]:
     """Reads the destination once, then evaluates every selected check of the API."""
-    with reading_destination(api, build_pipeline(api)) as destination:
+    with reading_destination(api, pipeline) as destination:
         for resource_name in api.resource_names:
             for check_name, check in CHECKS.items():
                 if AssetCheckKey(AssetKey(resource_name), check_name) in selected:

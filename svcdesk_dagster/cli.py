@@ -1,4 +1,5 @@
-"""The `svcdesk` command: `svcdesk demo` and `svcdesk simulate --port P`."""
+"""The `svcdesk` command: `svcdesk demo`, `svcdesk simulate --port P`, and the operations
+`svcdesk dlt ...` and `svcdesk rebuild <asset>`."""
 
 from __future__ import annotations
 
@@ -27,11 +28,29 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--service-desk-api-key", default="sd-local-key")
     simulate.add_argument("--incident-management-api-key", default="im-local-key")
     _add_size_arguments(simulate, tickets=1_000, incidents=500, services=25)
+
+    dlt_cli = commands.add_parser(
+        "dlt",
+        help="dlt's CLI on the runs' destination and pipeline folders (`svcdesk dlt pipeline "
+        "svcdesk_service_desk info`)",
+    )
+    dlt_cli.add_argument("arguments", nargs=argparse.REMAINDER, help="what to pass to `dlt`")
+
+    rebuild = commands.add_parser(
+        "rebuild", help="drop an asset's tables and window, then sync it again from the start"
+    )
+    rebuild.add_argument("asset", help="tickets, incidents or services")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["dlt"]:
+        # Everything after `dlt` is dlt's, options included (`-y`): argparse would claim them.
+        return _runbook("dlt", argv[1:])
     args = build_parser().parse_args(argv)
+    if args.command == "rebuild":
+        return _runbook("rebuild", [args.asset])
     if args.command == "demo":
         from svcdesk_dagster.demo import DemoSize, run_demo
 
@@ -48,6 +67,16 @@ def main(argv: list[str] | None = None) -> int:
         incident_management_api_key=args.incident_management_api_key,
     )
     return 0
+
+
+def _runbook(command: str, arguments: list[str]) -> int:
+    from svcdesk_dagster.runbook import RunbookError, rebuild, run_dlt
+
+    try:
+        return run_dlt(arguments) if command == "dlt" else rebuild(arguments[0])
+    except RunbookError as error:
+        print(f"svcdesk {command}: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

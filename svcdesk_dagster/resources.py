@@ -108,13 +108,34 @@ def apply_dlt_defaults(name: str) -> None:
             dlt.config[key] = value
 
 
-def build_pipeline(api: VendorApi) -> Pipeline:
-    """One dlt pipeline per API, loading into the dataset named after it."""
+DATA_DIR_ENV = "DLT_DATA_DIR"
+
+
+def pipelines_dir(instance_root: str | Path | None) -> str | None:
+    """Where dlt keeps the pipelines' working folders: `DLT_DATA_DIR` when set (dlt's own
+    override, which dlt's CLI honours too), else `dlt/pipelines` in the Dagster instance's root.
+
+    dlt's default is one folder per user (`/var/dlt` for root), shared by every checkout and every
+    deployment on the machine, so two instances' runs of one pipeline would work in the same folder
+    and break each other's load packages; the pools that serialize runs live in each instance and
+    cannot help. The instance root is `DAGSTER_HOME` for a deployment (so `info` and `trace` find
+    the last run there), and a throwaway folder for a run on an ephemeral instance; either way the
+    state is restored from the destination at the start of every run.
+    """
+    if os.environ.get(DATA_DIR_ENV, "").strip() or instance_root is None:
+        return None
+    return str(Path(instance_root) / "dlt" / "pipelines")
+
+
+def build_pipeline(api: VendorApi, instance_root: str | Path | None = None) -> Pipeline:
+    """One dlt pipeline per API, loading into the dataset named after it, working in the folder
+    `pipelines_dir` picks for the Dagster instance rooted at `instance_root`."""
     apply_dlt_defaults(pipeline_name(api))
     return dlt.pipeline(
         pipeline_name=pipeline_name(api),
         destination=build_destination(),
         dataset_name=api.name,
+        pipelines_dir=pipelines_dir(instance_root),
     )
 
 
