@@ -52,8 +52,10 @@ DEFAULT_CLOCK_SKEW_MARGIN_SECONDS = 300.0
 
 def sync_retry_policy() -> RetryPolicy:
     """Dagster's retries, the second layer above the HTTP retries, for an outage longer than those
-    (transient failures only: `run_sync` marks the others final). `SVCDESK_STEP_RETRIES` (3) and
-    `SVCDESK_STEP_RETRY_DELAY_SECONDS` (10: then about 20 and 40, with jitter)."""
+    (transient failures only: `run_sync` marks the others final). `SVCDESK_STEP_RETRIES` (3, a
+    whole number >= 0) and `SVCDESK_STEP_RETRY_DELAY_SECONDS` (10, a number >= 0: then about 20
+    and 40, with jitter). Read when the code location loads, since the policy is part of the
+    asset's definition: a bad value stops the load with an error naming the variable."""
     return RetryPolicy(
         max_retries=env_number("SVCDESK_STEP_RETRIES", 3, minimum=0, unit="retries", kind=int),
         delay=env_number("SVCDESK_STEP_RETRY_DELAY_SECONDS", 10.0, minimum=0),
@@ -86,19 +88,24 @@ def asset_spec(api: VendorApi, resource_name: str) -> AssetSpec:
 
 
 def asset_owners() -> list[str]:
-    """`SVCDESK_OWNERS`: comma-separated emails or `team:<name>`, as Dagster accepts them."""
+    """`SVCDESK_OWNERS`: comma-separated emails or `team:<name>`, as Dagster accepts them.
+
+    Checked here, at load, because Dagster's own error names the asset and the owner but not the
+    variable they came from."""
     owners = [owner.strip() for owner in os.environ.get(OWNERS_ENV, "").split(",") if owner.strip()]
     invalid = [owner for owner in owners if not is_valid_owner(owner)]
     if invalid:
         raise ValueError(
-            f"{OWNERS_ENV} holds {', '.join(invalid)}: each owner must be an email address or "
-            "`team:<name>`."
+            f"Setting {OWNERS_ENV} must be a comma-separated list of owners, each an email "
+            "address (such as data-team@example.com) or `team:<name>` (such as "
+            f"team:data-platform), got {', '.join(repr(owner) for owner in invalid)}."
         )
     return owners
 
 
 def freshness_window(resource_name: str) -> timedelta:
-    """At least a minute: Dagster rejects a shorter fail window."""
+    """`SVCDESK_FRESHNESS_<ASSET>_MINUTES`, read at load (the policy is part of the asset's
+    definition). At least a minute: Dagster rejects a shorter fail window."""
     default = DEFAULT_FRESHNESS[resource_name].total_seconds() / 60
     minutes = env_number(
         f"SVCDESK_FRESHNESS_{resource_name.upper()}_MINUTES", default, minimum=1, unit="minutes"
@@ -171,9 +178,11 @@ def run_sync(
 ) -> Iterator[MaterializeResult]:
     """Builds the real source from the configuration in force and loads the selected assets."""
     try:
+        # Every setting the run reads, checked before the first request or write.
         settings = resolve_api_settings(api.name)
         margin = clock_skew_margin(api)
         retry_settings = RetrySettings.from_config()
+        destination_name()  # checked at load too, but the environment may have changed since
     except (MissingSettingError, ValueError) as error:
         # A missing or malformed setting does not fix itself: fail at once, without retries.
         raise Failure(description=str(error), allow_retries=False) from None
@@ -210,14 +219,15 @@ def run_sync(
 
 
 def clock_skew_margin(api: VendorApi) -> timedelta:
-    """`[sources.<api>] clock_skew_margin`: seconds the vendor's clock may be off ours."""
+    """`[sources.<api>] clock_skew_margin`: seconds the vendor's clock may be off ours (>= 0; a
+    negative margin would start each window after the previous read began, and lose changes)."""
     seconds = config_value(
-        f"sources.{api.name}.clock_skew_margin", DEFAULT_CLOCK_SKEW_MARGIN_SECONDS, float
+        f"sources.{api.name}.clock_skew_margin",
+        DEFAULT_CLOCK_SKEW_MARGIN_SECONDS,
+        float,
+        minimum=0,
+        unit="seconds",
     )
-    if seconds < 0:
-        raise ValueError(
-            f"Setting SOURCES__{api.name.upper()}__CLOCK_SKEW_MARGIN must not be negative."
-        )
     return timedelta(seconds=seconds)
 
 

@@ -31,7 +31,15 @@ memory, and keeps the declared types on the way."""
 
 
 def destination_name() -> str:
-    return os.environ.get(DESTINATION_ENV, "").strip() or DEFAULT_DESTINATION
+    """`SVCDESK_DESTINATION`, checked against the destinations dlt knows. It shapes the
+    definitions (the assets' kinds, the sync steps' pools), so a name dlt cannot resolve stops the
+    code location's load with an error naming the variable and the accepted names, instead of
+    failing every run later inside `Destination.from_reference`."""
+    from svcdesk_dagster.sources.settings import check_destination
+
+    name = os.environ.get(DESTINATION_ENV, "").strip() or DEFAULT_DESTINATION
+    check_destination(DESTINATION_ENV, name)
+    return name
 
 
 def duckdb_file() -> Path:

@@ -1,4 +1,4 @@
-"""The schedules INTERFACE.md names: one per job, off until an operator turns them on.
+"""The code location's three schedules: one per job, off until an operator turns them on.
 
 When a job runs is a deployment's choice, not the code's, so each cron expression and the time
 zone they are read in come from the environment (with the defaults below). They are read when the
@@ -30,7 +30,7 @@ DEFAULT_TIMEZONE = "UTC"
 
 @dataclass(frozen=True)
 class SchedulePlan:
-    """One schedule as INTERFACE.md names it, with the setting that overrides its cron."""
+    """One schedule, with the setting that overrides its cron."""
 
     name: str
     job: Any  # an asset job (`define_asset_job`), resolved by Definitions

@@ -25,7 +25,7 @@ from dagster import AssetKey, DagsterInstance
 
 from svcdesk_dagster.definitions import defs
 from svcdesk_dagster.simulator import Simulator
-from svcdesk_dagster.sources.settings import refuse_key_in_clear
+from svcdesk_dagster.sources.settings import check_base_url
 from svcdesk_dagster_tests.conftest import Project, unused_port
 from svcdesk_dagster_tests.dagster_runs import materialize
 from svcdesk_dagster_tests.truth import expected_rows, table_rows
@@ -290,6 +290,6 @@ def test_plain_http_is_allowed_where_the_user_says_the_network_is_trusted(
 
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "127.8.9.10", "[::1]"])
 def test_loopback_hosts_stay_allowed(host: str) -> None:
-    refuse_key_in_clear("service_desk", f"http://{host}:8765/service-desk", allow_plain_http=False)
+    check_base_url("service_desk", f"http://{host}:8765/service-desk", allow_plain_http=False)
     with pytest.raises(ValueError, match="SOURCES__SERVICE_DESK__ALLOW_PLAIN_HTTP"):
-        refuse_key_in_clear("service_desk", "http://vendor.example/api", allow_plain_http=False)
+        check_base_url("service_desk", "http://vendor.example/api", allow_plain_http=False)

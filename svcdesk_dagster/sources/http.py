@@ -48,7 +48,7 @@ from tenacity import (
     stop_after_attempt,
 )
 
-from svcdesk_dagster.sources.settings import config_value
+from svcdesk_dagster.sources.settings import config_statuses, config_value, dlt_setting, refusal
 
 SEED_RETRY_STATUSES = (429, 500, 502, 503, 504)
 MAX_CONNECTIONS = 50
@@ -75,28 +75,42 @@ class RetrySettings:
 
     @classmethod
     def from_config(cls) -> RetrySettings:
+        """The settings in force, each checked before any request: a bad one is an error naming
+        it and what it accepts. Unchecked, a negative retry count would pass silently, a timeout
+        of 0 would surface as urllib3's message from inside dlt's extract step, and a status
+        such as `5xx` as `int()`'s."""
         defaults = cls()
-        statuses = config_value("sources.http.retry_statuses", None, str)
-        return cls(
-            max_retries=config_value("sources.http.max_retries", defaults.max_retries, int),
+        settings = cls(
+            max_retries=config_value(
+                "sources.http.max_retries", defaults.max_retries, int, minimum=0, unit="retries"
+            ),
             backoff_factor=config_value(
-                "sources.http.backoff_factor", defaults.backoff_factor, float
+                "sources.http.backoff_factor", defaults.backoff_factor, float, minimum=0
             ),
             max_retry_delay=config_value(
-                "sources.http.max_retry_delay", defaults.max_retry_delay, float
+                "sources.http.max_retry_delay", defaults.max_retry_delay, float,
+                minimum=0, unit="seconds",
             ),
             retry_after_floor=config_value(
-                "sources.http.retry_after_floor", defaults.retry_after_floor, float
+                "sources.http.retry_after_floor", defaults.retry_after_floor, float,
+                minimum=0, unit="seconds",
             ),
             request_timeout=config_value(
-                "sources.http.request_timeout", defaults.request_timeout, float
+                "sources.http.request_timeout", defaults.request_timeout, float,
+                minimum=0, above_minimum=True, unit="seconds",
             ),
-            retry_statuses=(
-                tuple(int(s) for s in statuses.strip("[]()").split(",") if s.strip())
-                if statuses
-                else defaults.retry_statuses
-            ),
+            retry_statuses=config_statuses("sources.http.retry_statuses", defaults.retry_statuses),
         )
+        if settings.retry_after_floor > settings.max_retry_delay:
+            # The floor is applied first and the cap last (`_wait`): the floor would be ignored.
+            raise refusal(
+                dlt_setting("sources.http.retry_after_floor"),
+                "a number of seconds from 0 up to the longest wait between retries, "
+                "SOURCES__HTTP__MAX_RETRY_DELAY (`max_retry_delay`), which is "
+                f"{settings.max_retry_delay:g}",
+                settings.retry_after_floor,
+            )
+        return settings
 
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
