@@ -32,10 +32,13 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.pipeline.pipeline import Pipeline
 from pydantic import Field
 
+from svcdesk_dagster.pools import PoolGuard
 from svcdesk_dagster.resources import (
     LOADER_FILE_FORMAT,
     build_pipeline,
     destination_name,
+    explain_destination_error,
+    wait_for_destination,
 )
 from svcdesk_dagster.sources import APIS, VendorApi, build_rest_source
 from svcdesk_dagster.sources.errors import explain
@@ -153,7 +156,10 @@ def build_sync_assets(api: VendorApi) -> AssetsDefinition:
         retry_policy=sync_retry_policy(),
     )
     def sync(
-        context: AssetExecutionContext, dlt: DagsterDltResource, config: SyncConfig
+        context: AssetExecutionContext,
+        dlt: DagsterDltResource,
+        pool_guard: PoolGuard,  # frees what dead runs hold before the step asks for its pool
+        config: SyncConfig,
     ) -> Iterator[MaterializeResult]:
         yield from run_sync(context, dlt, api, config)
 
@@ -192,6 +198,7 @@ def run_sync(
         api, settings, session, full_refresh=config.full_refresh, clock_skew_margin=margin
     )
     pipeline = build_pipeline(api, context.instance.root_directory)
+    wait_for_destination(context.log)
     # A full refresh replaces every table; otherwise each resource keeps its own disposition
     # (merge for the windowed ones, replace for complete listings such as services).
     overrides = {"write_disposition": "replace"} if config.full_refresh else {}
@@ -210,6 +217,9 @@ def run_sync(
     except Exception as error:
         # Only what may pass (a 429, a 5xx, a dropped connection) is worth Dagster's retries;
         # retrying a wrong key, a rejected request or a broken record repeats the failure.
+        held = explain_destination_error(error)
+        if held is not None:
+            raise Failure(description=held, allow_retries=True) from error
         explanation = explain(
             error, api.name, api.title, base_url=settings.base_url, secrets=(settings.api_key,)
         )

@@ -45,7 +45,12 @@ from dlt.pipeline.pipeline import Pipeline
 from dlt.sources.rest_api.typing import EndpointResource
 
 from svcdesk_dagster.assets import sync_pool, table_name
-from svcdesk_dagster.resources import build_pipeline, destination_name
+from svcdesk_dagster.resources import (
+    build_pipeline,
+    destination_name,
+    explain_destination_error,
+    wait_for_destination,
+)
 from svcdesk_dagster.sources import APIS, VendorApi
 from svcdesk_dagster.sources.contract import VARIANT_MARKER, Columns, DeclaredTable, declared_tables
 
@@ -101,12 +106,14 @@ def reading_destination(api: VendorApi, pipeline: Pipeline) -> Iterator[LoadedTa
         try:
             client = stack.enter_context(pipeline.destination_client())
         except Exception as error:
+            held = explain_destination_error(error)
             raise Failure(
-                description=(
+                description=held
+                or (
                     f"The asset checks could not open the destination `{destination_name()}` "
                     f"(dataset `{api.name}`): {error}"
                 ),
-                allow_retries=False,
+                allow_retries=held is not None,
             ) from error
         if not isinstance(client, SqlJobClientBase):
             raise Failure(
@@ -499,9 +506,12 @@ def build_checks(api: VendorApi) -> AssetChecksDefinition:
         can_subset=True,
         # In the sync's pool: an embedded DuckDB file takes one process at a time, readers too.
         pool=sync_pool(api),
+        # Frees what dead runs hold before the step asks for the pool (pools.py).
+        required_resource_keys={"pool_guard"},
     )
     def checks(context: AssetCheckExecutionContext) -> Iterator[AssetCheckResult]:
         pipeline = build_pipeline(api, context.instance.root_directory)
+        wait_for_destination(context.log)
         yield from run_checks(api, pipeline, context.selected_asset_check_keys)
 
     return checks

@@ -16,7 +16,10 @@ from dlt.common.destination import Destination
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.pipeline.pipeline import Pipeline
 
+from svcdesk_dagster.held_file import explain_held, wait_until_free
+from svcdesk_dagster.pools import PoolGuard
 from svcdesk_dagster.sources import VendorApi
+from svcdesk_dagster.sources.settings import check_destination
 
 DESTINATION_ENV = "SVCDESK_DESTINATION"
 DEFAULT_DESTINATION = "duckdb"
@@ -35,8 +38,6 @@ def destination_name() -> str:
     definitions (the assets' kinds, the sync steps' pools), so a name dlt cannot resolve stops the
     code location's load with an error naming the variable and the accepted names, instead of
     failing every run later inside `Destination.from_reference`."""
-    from svcdesk_dagster.sources.settings import check_destination
-
     name = os.environ.get(DESTINATION_ENV, "").strip() or DEFAULT_DESTINATION
     check_destination(DESTINATION_ENV, name)
     return name
@@ -47,6 +48,20 @@ def duckdb_file() -> Path:
     else `data/svcdesk.duckdb` under the working directory."""
     configured = dlt.config.get("destination.duckdb.credentials", str)
     return Path(configured) if configured else Path.cwd() / DEFAULT_DUCKDB_FILE
+
+
+def wait_for_destination(log: Any) -> None:
+    """On DuckDB, waits (a bounded time, logging who) while another process holds the file."""
+    if destination_name() == "duckdb":
+        wait_until_free(duckdb_file(), log)
+
+
+def explain_destination_error(error: BaseException) -> str | None:
+    """What to tell the person on call when a step failed because of the destination, if it did:
+    the DuckDB file held open by another process. None for anything else."""
+    if destination_name() == "duckdb":
+        return explain_held(error, duckdb_file())
+    return None
 
 
 REPLACE_STRATEGY = "insert-from-staging"
@@ -148,4 +163,4 @@ def build_pipeline(api: VendorApi, instance_root: str | Path | None = None) -> P
 
 
 def dagster_resources() -> dict[str, object]:
-    return {"dlt": DagsterDltResource()}
+    return {"dlt": DagsterDltResource(), "pool_guard": PoolGuard()}
