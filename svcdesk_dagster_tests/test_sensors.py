@@ -15,12 +15,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+import duckdb
 import pytest
+import yaml
 from dagster import (
+    AssetCheckKey,
     AssetKey,
+    DagsterEvent,
+    DagsterEventType,
     DagsterInstance,
+    DagsterRun,
     DefaultSensorStatus,
     ExecuteInProcessResult,
     RunRequest,
@@ -29,8 +36,16 @@ from dagster import (
     build_sensor_context,
 )
 
+from svcdesk_dagster.checks import CHECK_NAMES
 from svcdesk_dagster.definitions import defs
-from svcdesk_dagster.sensors import build_new_incidents_sensor, error_line
+from svcdesk_dagster.sensors import (
+    MAX_CHECK_LINES,
+    MAX_LINE_CHARS,
+    FailedCheck,
+    FailureSummary,
+    build_new_incidents_sensor,
+    error_line,
+)
 from svcdesk_dagster.simulator import Simulator
 from svcdesk_dagster.sources.window import iso_timestamp
 from svcdesk_dagster_tests.conftest import (
@@ -492,13 +507,33 @@ def failed_run(
 
 
 def evaluate_failure_sensor(instance: DagsterInstance, result: ExecuteInProcessResult) -> None:
+    evaluate_failure_sensor_on(instance, result.dagster_run, result.get_run_failure_event())
+
+
+def evaluate_failure_sensor_on(
+    instance: DagsterInstance, run: DagsterRun, failure: DagsterEvent
+) -> None:
+    """The sensor's evaluation for one failed run, as the daemon makes it."""
     context = build_run_status_sensor_context(
         sensor_name="sync_failure_sensor",
-        dagster_event=result.get_run_failure_event(),
+        dagster_event=failure,
         dagster_instance=instance,
-        dagster_run=result.dagster_run,
+        dagster_run=run,
     )
     sensor_def("sync_failure_sensor")(context)
+
+
+def posted_text(webhook: WebhookReceiver) -> str:
+    """The one alert the webhook received: Slack's shape, `text` and nothing else."""
+    assert len(webhook.posts) == 1
+    assert set(webhook.posts[0]) == {"text"}
+    return str(webhook.posts[0]["text"])
+
+
+def assert_lines_complete(text: str) -> None:
+    """No line of the alert stops at a colon, except the two that announce a list."""
+    for line in text.splitlines():
+        assert line in ("Failed checks:", "What to do:") or not line.rstrip().endswith(":"), line
 
 
 def assert_no_secret(text: str, receiver_url: str = "") -> None:
@@ -536,6 +571,9 @@ def test_a_failed_sync_is_posted_to_the_webhook(
     assert re.search(r"Authentication failed for the service desk API( at \S+)? \(401", text)
     assert "SOURCES__SERVICE_DESK__API_KEY" in text  # the setting's name, never its value
     assert f"http://dagster.example.internal:3000/runs/{run_id}" in text
+    assert 'What to do:\n- Look the error up in README "When something goes wrong"' in text
+    assert "Failed checks" not in text
+    assert_lines_complete(text)
     assert_no_secret(text, webhook.url)
     logged = capfd.readouterr()
     assert "Sync failed: job service_desk_sync" in logged.err + logged.out
@@ -618,3 +656,321 @@ def test_a_step_that_used_up_its_retries_is_reported_by_the_error_it_kept_failin
 
     assert line.startswith("Failure: The service desk API kept failing at GET /v1/tickets")
     assert line.endswith("it answered 503 (Exceeded max_retries of 3)")
+
+
+def test_a_lasting_vendor_outage_is_reported_by_the_error_the_sync_kept_failing_with(
+    simulator: Simulator,
+    project: Project,
+    webhook: WebhookReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    simulator.faults.outage(status=503, resource="tickets")
+    monkeypatch.setenv("SVCDESK_ALERT_WEBHOOK_URL", webhook.url)
+
+    with DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("service_desk_sync").execute_in_process(
+            instance=instance, raise_on_error=False
+        )
+        assert not result.success
+        evaluate_failure_sensor(instance, result)
+
+    text = posted_text(webhook)
+    lines = text.splitlines()
+    assert lines[0] == "Sync failed: job service_desk_sync (assets: tickets)."
+    assert re.match(
+        r"Error: Failure: The service desk API .*kept failing at GET \S*/v1/tickets", lines[1]
+    )
+    assert lines[1].endswith("(Exceeded max_retries of 3)")
+    assert 'README "When something goes wrong"' in text
+    assert_lines_complete(text)
+    assert_no_secret(text, webhook.url)
+
+
+# --- sync_failure_sensor: blocking checks and dead workers ------------------------------------
+
+
+def tickets_checks_alone(instance: DagsterInstance) -> ExecuteInProcessResult:
+    """Both checks of `tickets` and no materialization: what the UI's Checks tab "Execute" runs."""
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(
+        asset_selection=set(),
+        asset_check_selection={AssetCheckKey(AssetKey("tickets"), name) for name in CHECK_NAMES},
+    )
+    return job.execute_in_process(instance=instance, raise_on_error=False)
+
+
+def test_blocking_checks_run_alone_name_the_asset_each_check_and_what_differs(
+    simulator: Simulator,
+    project: Project,
+    webhook: WebhookReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    with DagsterInstance.ephemeral() as loading:
+        assert defs.resolve_job_def("service_desk_sync").execute_in_process(instance=loading).success
+    # A row copied by hand and a column dropped by hand: both checks of `tickets` fail with ERROR.
+    with duckdb.connect(str(project.duckdb_file)) as con:
+        con.execute("INSERT INTO service_desk.tickets SELECT * FROM service_desk.tickets WHERE id = 42")
+        con.execute("ALTER TABLE service_desk.tickets DROP COLUMN priority")
+    monkeypatch.setenv("SVCDESK_ALERT_WEBHOOK_URL", webhook.url)
+
+    with DagsterInstance.ephemeral() as instance:
+        result = tickets_checks_alone(instance)
+        assert not result.success
+        assert result.dagster_run.job_name == "__ASSET_JOB"
+        evaluate_failure_sensor(instance, result)
+
+    text = posted_text(webhook)
+    lines = text.splitlines()
+    rows = len(simulator.live_tickets()) + 1
+    assert lines[0] == "Blocking checks failed: assets launched from the UI / CLI (assets: tickets)."
+    assert lines[1:3] == [
+        "Failed checks:",
+        f"- tickets.merge_key_unique: {rows} rows, 0 null keys, 1 repeated keys, 0 child rows "
+        "with a broken link to their parent.",
+    ]
+    assert lines[3].startswith("- tickets.schema_contract: ERROR tickets.priority: declared column")
+    assert lines[4] == "What to do:"
+    assert any('README "merge_key_unique"' in line for line in lines[5:])
+    assert any('README "schema_contract"' in line for line in lines[5:])
+    assert lines[-1] == f"Run: http://127.0.0.1:3000/runs/{result.dagster_run.run_id}"
+    assert "__ASSET_JOB" not in text
+    assert "DagsterAssetCheckFailedError" not in text
+    assert "none recorded" not in text
+    assert_lines_complete(text)
+    assert_no_secret(text, webhook.url)
+    logged = capfd.readouterr()
+    assert "Blocking checks failed: assets launched from the UI / CLI" in logged.err + logged.out
+
+
+def test_a_blocking_check_failed_by_a_vendor_type_change_names_the_column_and_records(
+    simulator: Simulator,
+    project: Project,
+    webhook: WebhookReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The vendor starts sending `assignee_id` (an integer) as text: the load goes on, the values
+    # move to a variant column, and schema_contract fails with ERROR after the materialization.
+    # The other vendor adds a field to incidents: a WARN in the same run, listed after the ERROR.
+    simulator.set_field_transform("tickets", "assignee_id", lambda v: None if v is None else f"U-{v}")
+    simulator.add_extra_field("incidents", "impact_score", 3)
+    monkeypatch.setenv("SVCDESK_ALERT_WEBHOOK_URL", webhook.url)
+
+    with DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("full_refresh").execute_in_process(
+            instance=instance, raise_on_error=False
+        )
+        assert not result.success
+        assert result.get_asset_materialization_events()  # the tables were loaded
+        evaluate_failure_sensor(instance, result)
+
+    text = posted_text(webhook)
+    lines = text.splitlines()
+    assert lines[0] == (
+        "Blocking check failed: job full_refresh (assets: incidents, services, tickets)."
+    )
+    assert lines[1] == "Failed checks:"
+    check = lines[2]
+    assert check.startswith(
+        "- tickets.schema_contract: ERROR tickets.assignee_id__v_text: "
+    ), check
+    assert "(expected bigint, found text; records " in check
+    assert len(check) <= len("- ") + MAX_LINE_CHARS
+    assert lines[3].startswith(
+        "- incidents.schema_contract (WARN, does not block): WARN incidents.impact_score: new column"
+    ), lines[3]
+    assert lines[4:6] == [
+        "What to do:",
+        "- schema_contract: the vendor changed a field, or someone changed the table; "
+        'README "schema_contract", "What to do when it fails".',
+    ]
+    assert lines[6] == f"Run: http://127.0.0.1:3000/runs/{result.dagster_run.run_id}"
+    assert "Error:" not in text and "DagsterAssetCheckFailedError" not in text
+    assert_lines_complete(text)
+    assert_no_secret(text, webhook.url)
+
+
+def start_run(instance: DagsterInstance, job_name: str, **options: object) -> DagsterRun:
+    """A run of `job_name` created in `instance` and started, as a launched run worker does."""
+    run = instance.create_run_for_job(job_def=defs.resolve_job_def(job_name), **options)
+    instance.report_dagster_event(
+        DagsterEvent(event_type_value=DagsterEventType.RUN_START.value, job_name=run.job_name),
+        run_id=run.run_id,
+    )
+    return run
+
+
+def project_run_retries() -> dict[str, object]:
+    """The `run_retries` of the project's dagster.yaml: a run whose worker died is retried."""
+    settings = yaml.safe_load((Path(__file__).parents[1] / "dagster.yaml").read_text())
+    return settings["run_retries"]
+
+
+@pytest.mark.parametrize("who", ["code server", "run monitoring"])
+def test_a_run_whose_process_died_says_so_and_names_its_assets(
+    project: Project, webhook: WebhookReceiver, monkeypatch: pytest.MonkeyPatch, who: str
+) -> None:
+    monkeypatch.setenv("SVCDESK_ALERT_WEBHOOK_URL", webhook.url)
+    # With the project's instance settings the dead run is retried; without them it is not.
+    retries = who == "code server"
+    settings = {"run_retries": project_run_retries()} if retries else None
+
+    with DagsterInstance.ephemeral(settings=settings) as instance:
+        if who == "code server":
+            # What the code server records when a run's process exits before the run finished
+            # (dagster/_grpc/server.py): its exit, then a run failure with no error of its own.
+            from dagster._utils import get_run_crash_explanation
+
+            run = start_run(instance, "service_desk_sync")
+            cause = get_run_crash_explanation(f"Run execution process for {run.run_id}", -9)
+            assert "was terminated by signal 9 (SIGKILL)." in cause
+            instance.report_engine_event(cause, run)
+            failure = instance.report_run_failed(run)
+            assets = "tickets"
+        else:
+            # What run monitoring records for a worker it found dead (a killed pod, say).
+            run = start_run(
+                instance, "incident_management_sync", asset_selection={AssetKey("incidents")}
+            )
+            cause = f"Detected run worker status FAILED. Marking run {run.run_id} as failed."
+            failure = instance.report_run_failed(run, cause)
+            assets = "incidents"
+        failed = instance.get_run_by_id(run.run_id)
+        assert failed is not None and failed.is_failure
+        evaluate_failure_sensor_on(instance, failed, failure)
+
+    text = posted_text(webhook)
+    lines = text.splitlines()
+    assert lines[0] == f"Run process died: job {run.job_name} (assets: {assets})."
+    assert lines[1].startswith(f"Cause: {cause}")
+    assert lines[2:4] == [
+        "What to do:",
+        "- The run's process died before the run finished (killed, out of memory, machine "
+        "restart): nothing to repair, the next run continues from the stored window "
+        '(README "Operating it").' + (" Dagster retries the run." if retries else ""),
+    ]
+    assert lines[4] == f"Run: http://127.0.0.1:3000/runs/{run.run_id}"
+    assert_lines_complete(text)
+
+
+def test_checks_that_could_not_read_the_destination_say_why(
+    project: Project,
+    webhook: WebhookReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    unusable = tmp_path / "a-directory-not-a-database"
+    unusable.mkdir()
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(unusable))
+    monkeypatch.setenv("SVCDESK_ALERT_WEBHOOK_URL", webhook.url)
+
+    with DagsterInstance.ephemeral() as instance:
+        result = tickets_checks_alone(instance)
+        assert not result.success
+        evaluate_failure_sensor(instance, result)
+
+    lines = posted_text(webhook).splitlines()
+    assert lines[0] == "Checks could not run: assets launched from the UI / CLI (assets: tickets)."
+    # The checks' own message, or the exception of the database driver that Dagster wrapped in
+    # an error of its own: either way what went wrong, not where Dagster caught it.
+    assert lines[1].startswith("Error: "), lines[1]
+    assert "Error occurred while executing op" not in lines[1]
+    assert (
+        "could not open the destination `duckdb`" in lines[1]
+        or "a-directory-not-a-database" in lines[1]
+    ), lines[1]
+    assert lines[2:4] == [
+        "What to do:",
+        '- The checks could not run: fix what the error names (README "Asset checks"), then '
+        "execute them again.",
+    ]
+
+
+def test_a_run_that_failed_outside_its_steps_shows_its_error(
+    project: Project, webhook: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What Dagster records when a run fails before or between its steps (its resources could not
+    # be set up, say): a run failure carrying the error, and no failed step.
+    from dagster._core.events import JobFailureData, RunFailureReason
+    from dagster._utils.error import SerializableErrorInfo
+
+    monkeypatch.setenv("SVCDESK_ALERT_WEBHOOK_URL", webhook.url)
+    error = SerializableErrorInfo(
+        message=(
+            "dagster._core.errors.DagsterResourceFunctionError: resource dlt failed: "
+            f"key {SERVICE_DESK_KEY}\n"
+        ),
+        stack=[],
+        cls_name="DagsterResourceFunctionError",
+    )
+    with DagsterInstance.ephemeral() as instance:
+        run = start_run(instance, "service_desk_sync")
+        failure = instance.report_run_failed(
+            run,
+            "An exception was thrown during execution.",
+            JobFailureData(error=error, failure_reason=RunFailureReason.RUN_EXCEPTION),
+        )
+        evaluate_failure_sensor_on(instance, instance.get_run_by_id(run.run_id), failure)
+
+    text = posted_text(webhook)
+    lines = text.splitlines()
+    assert lines[0] == "Run failed: job service_desk_sync (assets: tickets)."
+    assert lines[1] == "Error: DagsterResourceFunctionError: resource dlt failed: key ***"
+    assert "README \"When something goes wrong\"" in lines[3]
+    assert_no_secret(text, webhook.url)
+
+
+def test_a_long_list_of_failed_checks_is_capped() -> None:
+    checks = tuple(
+        FailedCheck(asset=f"asset{n:02}", check="schema_contract", severity=severity,
+                    description="x" * 1000)
+        for n, severity in enumerate(["ERROR"] * 11 + ["WARN"])
+    )
+    summary = FailureSummary(
+        headline="Blocking checks failed",
+        job="__ASSET_JOB",
+        run_id="r1",
+        assets=tuple(check.asset for check in checks),
+        error="",
+        link="http://127.0.0.1:3000/runs/r1",
+        failed_checks=checks,
+    )
+
+    listed = [line for line in summary.text.splitlines() if line.startswith("- asset")]
+
+    assert summary.text.startswith(
+        "Blocking checks failed: assets launched from the UI / CLI (assets: asset00, "
+    )
+    assert len(listed) == MAX_CHECK_LINES
+    assert all(len(line) <= len("- ") + MAX_LINE_CHARS and line.endswith("...") for line in listed)
+    assert "- and 2 more (see the run)" in summary.text
+    assert checks[-1].line.startswith("asset11.schema_contract (WARN, does not block): xxx")
+
+
+def test_an_unexpected_exception_is_reported_by_itself_not_by_dagsters_wrapper() -> None:
+    # What Dagster records for an exception raised by the project's code that is not a Failure:
+    # its own error says only which op it was running, ending with a colon; the cause says what.
+    from dagster._utils.error import SerializableErrorInfo
+
+    raised = SerializableErrorInfo(
+        message='_duckdb.IOException: IO Error: Could not read from file "/data/x": Is a directory\n',
+        stack=[],
+        cls_name="IOException",
+    )
+    wrapped = SerializableErrorInfo(
+        message='Error occurred while executing op "service_desk_checks":\n',
+        stack=[],
+        cls_name="DagsterExecutionStepExecutionError",
+        cause=raised,
+    )
+    exhausted = SerializableErrorInfo(
+        message="Exceeded max_retries of 3\n",
+        stack=[],
+        cls_name="RetryRequestedFromPolicy",
+        cause=wrapped,
+    )
+
+    assert error_line(wrapped) == 'IOException: IO Error: Could not read from file "/data/x": Is a directory'
+    assert error_line(exhausted) == (
+        'IOException: IO Error: Could not read from file "/data/x": Is a directory '
+        "(Exceeded max_retries of 3)"
+    )
