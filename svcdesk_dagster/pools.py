@@ -10,9 +10,11 @@ So every run, before its steps ask for their pools, looks at who holds them:
 - a run that has ended (or was deleted) and still holds a slot: the slot is freed;
 - a run whose worker ran on this machine and is gone (its process is not alive, or the PID now
   belongs to another process): the run is marked failed, its slot freed, and the log says which;
-- any other holder (a live run, or a worker on another machine that cannot be checked from here):
-  the run waits for the slot, saying who holds it, and fails after `SVCDESK_POOL_WAIT_SECONDS`
-  with an error that names the holding run and how to free it.
+- a run whose worker is alive on this machine: left to Dagster, whose executor queues the step
+  until the slot is released ("Step still blocked by limit for pool ...");
+- any other holder (a worker on another machine, or a run that recorded no worker), which cannot
+  be checked from here: the run waits for the slot, saying who holds it, and fails after
+  `SVCDESK_POOL_WAIT_SECONDS` with an error that names the holding run and how to free it.
 
 Every run records where its worker runs (host, PID and the process's start time) in its tags, so
 that a later run can tell a dead worker from a live one.
@@ -70,9 +72,12 @@ class Worker:
             **({WORKER_STARTED_TAG: self.started} if self.started else {}),
         }
 
+    def is_here(self) -> bool:
+        return self.host == socket.gethostname()
+
     def is_gone(self) -> bool:
         """True only when it can be known: same host, and no such process any more."""
-        if self.host != socket.gethostname():
+        if not self.is_here():
             return False
         try:
             os.kill(self.pid, 0)
@@ -148,7 +153,9 @@ def wait_for_pools(
 def live_holders(
     instance: DagsterInstance, run: DagsterRun, pool: str, log: Any
 ) -> list[DagsterRun] | None:
-    """The runs holding `pool`'s slots once stale claims are freed; None when a slot is free."""
+    """The runs holding `pool`'s slots once stale claims are freed, when no slot is free and one
+    of them cannot be checked from here; else None (a slot is free, or Dagster's own queue waits
+    for a worker known to be alive)."""
     info = instance.event_log_storage.get_concurrency_info(pool)
     limit = info.limit if info.limit is not None else info.slot_count
     claiming = {slot.run_id for slot in info.claimed_slots}
@@ -172,7 +179,15 @@ def live_holders(
         what = "the slot" if run_id in claiming else "the place in the queue"
         log.warning(f"Freed {what} of pool `{pool}` held by run {run_id}: {reason}.")
     claimed = len(instance.event_log_storage.get_concurrency_info(pool).claimed_slots)
-    return holders if holders and claimed >= max(limit or 1, 1) else None
+    if claimed < max(limit or 1, 1) or any(alive_here(holder) for holder in holders):
+        return None
+    return holders or None
+
+
+def alive_here(run: DagsterRun) -> bool:
+    """The run's worker is a live process on this machine (so it will release its slot)."""
+    worker = Worker.of_run(run)
+    return worker is not None and worker.is_here() and not worker.is_gone()
 
 
 def stale_reason(holder: DagsterRun | None) -> str | None:
