@@ -1,4 +1,4 @@
-"""The performance benchmark of the sync path (issue 7): `./dev python -m bench`.
+"""The performance benchmark of the sync path: `./dev python -m bench` (README, Performance).
 
 It measures, on one machine in one run, what a full read of N tickets costs at each layer: the
 floor (plain `requests`), the project's own dlt source in a bare dlt pipeline, and the project's

@@ -2,7 +2,7 @@
 
 `bench.run` starts each probe in a fresh interpreter, so its imports and memory are its own. A
 probe times only its work (the parent times the whole process) and writes one JSON object to
-`--out`. The connection comes from the INTERFACE.md environment variables the parent sets; the API
+`--out`. The connection comes from the API settings (README, Configuration) the parent sets; the API
 key is read from there and never written anywhere.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 PAGE_LIMIT = 100
-"""The vendor's largest page (API_CONTRACT.md), the one the project's source uses too."""
+"""The vendor's largest page, the one the project's source uses too."""
 
 
 def memory_mb(field: str) -> float:

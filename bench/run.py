@@ -407,7 +407,7 @@ def run_benchmark(args: argparse.Namespace, launcher: Launcher) -> dict[str, Any
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m bench", description="Measure the sync path of tickets (issue 7)."
+        prog="python -m bench", description="Measure the sync path of tickets."
     )
     parser.add_argument("--tickets", type=int, default=DEFAULT_TICKETS,
                         help=f"tickets the simulator holds (default {DEFAULT_TICKETS:,})")

@@ -1,4 +1,4 @@
-"""The asset checks INTERFACE.md names: `schema_contract` and `merge_key_unique` on every asset.
+"""The asset checks the README names: `schema_contract` and `merge_key_unique` on every asset.
 
 One `@multi_asset_check` per API, because the checks of one API read the same dlt dataset through
 the same pipeline (`build_pipeline`), in one step and over one connection. The checks only read the

@@ -1,6 +1,6 @@
 """The code location: every asset, job and resource, assembled in one place.
 
-Loads with no configuration and no network (INTERFACE.md): everything that needs a setting or a
+Loads with no configuration and no network (README, Configuration): everything that needs a setting or a
 secret is resolved when a run starts.
 """
 

@@ -38,7 +38,7 @@ class DemoKeys:
 
 @contextmanager
 def simulator_environment(sim: Simulator, keys: DemoKeys) -> Iterator[None]:
-    """Sets the INTERFACE.md settings to the simulator for the duration of the demo."""
+    """Points the API settings (README, Configuration) at the simulator for the demo's duration."""
     settings = {
         "SOURCES__SERVICE_DESK__BASE_URL": sim.service_desk_url,
         "SOURCES__SERVICE_DESK__API_KEY": keys.service_desk,

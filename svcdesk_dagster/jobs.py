@@ -1,4 +1,4 @@
-"""The jobs INTERFACE.md names: one sync per API, and a full refresh of everything."""
+"""The jobs the README names: one sync per API, and a full refresh of everything."""
 
 from __future__ import annotations
 

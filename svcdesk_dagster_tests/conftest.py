@@ -54,7 +54,7 @@ def unused_port() -> int:
 def api_settings_for(
     simulator: Simulator, service_desk_key: str, incident_management_key: str
 ) -> dict[str, str]:
-    """The INTERFACE.md settings that point both APIs at `simulator` with these keys."""
+    """The API settings (README, Configuration) that point both APIs at `simulator`."""
     return {
         "SOURCES__SERVICE_DESK__BASE_URL": simulator.service_desk_url,
         "SOURCES__SERVICE_DESK__API_KEY": service_desk_key,
@@ -81,7 +81,7 @@ def simulator() -> Iterator[Simulator]:
 def project(
     simulator: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Project:
-    """The INTERFACE.md settings pointing at `simulator`, set in this process's environment."""
+    """The API settings pointing at `simulator`, set in this process's environment."""
     for name in PROJECT_SETTINGS:
         monkeypatch.delenv(name, raising=False)
     duckdb_file = tmp_path / "svcdesk.duckdb"

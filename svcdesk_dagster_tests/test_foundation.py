@@ -103,7 +103,7 @@ def test_dagster_asset_materialize_cli_loads_one_asset(
 def test_repeated_cli_materializations_follow_the_vendor(
     simulator: Simulator, project: Project, tmp_path: Path
 ) -> None:
-    """INTERFACE.md's command, run again and again while the vendor changes underneath."""
+    """The README's command, run again and again while the vendor changes underneath."""
     changes = (lambda: None, lambda: simulator.delete_ticket(5), simulator.create_incident)
     for change in changes:
         change()

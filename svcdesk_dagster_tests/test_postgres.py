@@ -68,7 +68,7 @@ RUN_SECONDS = 300
 def warehouse(
     project: Project, postgres_database: PostgresDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> PostgresDatabase:
-    """The project pointed at PostgreSQL by configuration alone: the settings INTERFACE.md names."""
+    """The project pointed at PostgreSQL by configuration alone: the settings the README names."""
     monkeypatch.setenv("SVCDESK_DESTINATION", "postgres")
     monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", postgres_database.url)
     return postgres_database

@@ -1,4 +1,4 @@
-"""Reliability: every upstream fault of API_CONTRACT.md is survived with the data exact, and every
+"""Reliability: every upstream fault the vendors document is survived with the data exact, and every
 failure that cannot be survived says what to do, loses nothing, and is not retried in vain."""
 
 from __future__ import annotations

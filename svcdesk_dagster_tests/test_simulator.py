@@ -1,4 +1,4 @@
-"""The bundled API simulator against API_CONTRACT.md, over real HTTP on 127.0.0.1.
+"""The bundled API simulator against the vendors' documented behaviour, over real HTTP on 127.0.0.1.
 
 Each test starts its own small simulator (a few milliseconds), so tests never see each
 other's mutations or faults. Nothing is patched: requests go through ``requests`` and the

@@ -1,6 +1,6 @@
 """The simulator's records shaped as the tables must hold them, and the tables read back.
 
-This is the test suite's statement of INTERFACE.md's "Data" section: column names are the API's
+This is the test suite's statement of what the README promises of the tables: column names are the API's
 field names, nested objects flattened with `__`, lists in child tables, one row per live record.
 """
 

@@ -1,5 +1,5 @@
-"""A bundled simulator of the two upstream APIs (API_CONTRACT.md) for the demo, the tests
-and the benchmark: a real HTTP server on 127.0.0.1, deterministic from a seed, with
+"""A bundled simulator of the two upstream APIs, as the vendors document them, for the demo,
+the tests and the benchmark: a real HTTP server on 127.0.0.1, deterministic from a seed, with
 switches for every failure the contract promises and hooks to change data mid-sync.
 
     from svcdesk_dagster.simulator import Simulator

@@ -1,4 +1,4 @@
-"""``Simulator``: the two vendor APIs of API_CONTRACT.md, their data, and the test controls."""
+"""``Simulator``: the two vendor APIs, their data, and the test controls."""
 
 from __future__ import annotations
 
@@ -122,7 +122,7 @@ def _lenient_paging(params: dict[str, str], name: str, default: int, lowest: int
 class Simulator:
     """The service desk and incident management APIs on 127.0.0.1, seeded and scriptable.
 
-    See the package docstring for the design and ``API_CONTRACT.md`` for the behaviour.
+    See the package docstring for the design, and the vendor's documented behaviour it follows.
     Record counts go from 0 to 1,000,000 each; ``deleted_ticket_fraction`` of the generated
     tickets (default 2%) are already soft-deleted, as on a real service desk, so the plain
     ticket listing shows ``len(live_tickets())`` records, not ``tickets``.

@@ -21,7 +21,7 @@ from svcdesk_dagster.sources.settings import MissingSettingError, env_var_name
 
 
 class VendorContractError(ValueError):
-    """The vendor sent something API_CONTRACT.md rules out (a record without an id, ids out of
+    """The vendor sent something its API contract rules out (a record without an id, ids out of
     order): loading on would silently corrupt the table, so the read stops."""
 
 

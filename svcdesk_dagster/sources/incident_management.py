@@ -1,6 +1,6 @@
 """The incident management API (seed: "incident management API", `/v1/incidents`, `/v1/services`).
 
-Columns follow API_CONTRACT.md's field tables; `assignees` becomes the child table
+Columns follow the vendor's field tables for incidents and services; `assignees` becomes the child table
 `incidents__assignees`.
 """
 

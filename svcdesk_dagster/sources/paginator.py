@@ -1,6 +1,6 @@
 """The offset paginator both APIs share.
 
-API_CONTRACT.md promises little about offset paging: `total` is counted anew on every request and
+The vendors' contract promises little about offset paging: `total` is counted anew on every request and
 can change between pages, and a record that disappears from a listing (a soft-deleted ticket, a
 removed service) moves every later record up one place, so a client that simply adds `limit` to
 the offset skips a record. dlt's `OffsetPaginator` trusts `total` (it raises when it is missing and

@@ -39,7 +39,7 @@ class _ReplaceIgnoresHardDelete(logging.Filter):
 logging.getLogger("dlt").addFilter(_ReplaceIgnoresHardDelete())
 
 PAGE_LIMIT = 100
-"""Records per request: the seeds' limit, and the most the vendor allows (API_CONTRACT.md)."""
+"""Records per request: the seeds' limit, and the most the vendor allows (a larger one is a 400)."""
 
 PAGINATOR = {"type": PAGINATOR_TYPE, "limit": PAGE_LIMIT}
 """The seeds' `{"type": "offset", "limit": 100}`, with a paginator that survives a changing `total`."""

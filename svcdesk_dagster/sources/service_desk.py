@@ -1,6 +1,6 @@
 """The service desk API (seed: "service desk API", resource `/v1/tickets`).
 
-Columns follow API_CONTRACT.md's field table, in dlt's snake_case with nested objects flattened
+Columns follow the vendor's field table for tickets, in dlt's snake_case with nested objects flattened
 (`custom_fields__channel`); `tags` becomes the child table `tickets__tags`.
 """
 

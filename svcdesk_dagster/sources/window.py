@@ -1,6 +1,6 @@
 """Incremental windows that lose nothing.
 
-API_CONTRACT.md: a record that changes while a client pages keeps its place in the id-ordered
+The vendors' contract: a record that changes while a client pages keeps its place in the id-ordered
 list, so it may be read *before* its change, while records changed later are read after it with
 larger `updated_at` values. A cursor at the largest `updated_at` seen (dlt's incremental) then
 starts the next read after that change, and loses it. The next window must instead start where
