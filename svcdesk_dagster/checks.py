@@ -56,7 +56,6 @@ from svcdesk_dagster.sources.contract import VARIANT_MARKER, Columns, DeclaredTa
 
 SCHEMA_CONTRACT = "schema_contract"
 MERGE_KEY_UNIQUE = "merge_key_unique"
-CHECK_NAMES = (SCHEMA_CONTRACT, MERGE_KEY_UNIQUE)
 
 SAMPLE_SIZE = 5
 """How many offending keys a result shows: enough to start looking, few enough to read."""

@@ -22,7 +22,7 @@ from dagster import (
 )
 
 from svcdesk_dagster.checks import (
-    CHECK_NAMES,
+    CHECKS,
     MERGE_KEY_UNIQUE,
     NOT_CREATED,
     SCHEMA_CONTRACT,
@@ -38,7 +38,7 @@ from svcdesk_dagster_tests.dagster_runs import materialize, materialized_keys, r
 from svcdesk_dagster_tests.truth import count
 
 ASSETS = ("tickets", "incidents", "services")
-ALL_CHECKS = {(asset, check) for asset in ASSETS for check in CHECK_NAMES}
+ALL_CHECKS = {(asset, check) for asset in ASSETS for check in CHECKS}
 
 
 def run_checks_alone(*assets: str, raise_on_error: bool = True) -> ExecuteInProcessResult:
@@ -46,7 +46,7 @@ def run_checks_alone(*assets: str, raise_on_error: bool = True) -> ExecuteInProc
     job = defs.resolve_implicit_global_asset_job_def().get_subset(
         asset_selection=set(),
         asset_check_selection={
-            AssetCheckKey(AssetKey(asset), check) for asset in assets for check in CHECK_NAMES
+            AssetCheckKey(AssetKey(asset), check) for asset in assets for check in CHECKS
         },
     )
     with DagsterInstance.ephemeral() as instance:

@@ -36,7 +36,7 @@ from dagster import (
     build_sensor_context,
 )
 
-from svcdesk_dagster.checks import CHECK_NAMES
+from svcdesk_dagster.checks import CHECKS
 from svcdesk_dagster.definitions import defs
 from svcdesk_dagster.sensors import (
     MAX_CHECK_LINES,
@@ -693,7 +693,7 @@ def tickets_checks_alone(instance: DagsterInstance) -> ExecuteInProcessResult:
     """Both checks of `tickets` and no materialization: what the UI's Checks tab "Execute" runs."""
     job = defs.resolve_implicit_global_asset_job_def().get_subset(
         asset_selection=set(),
-        asset_check_selection={AssetCheckKey(AssetKey("tickets"), name) for name in CHECK_NAMES},
+        asset_check_selection={AssetCheckKey(AssetKey("tickets"), name) for name in CHECKS},
     )
     return job.execute_in_process(instance=instance, raise_on_error=False)
 

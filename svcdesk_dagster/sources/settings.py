@@ -71,7 +71,6 @@ class ApiSettings:
     shows it.
     """
 
-    source_name: str
     base_url: str
     api_key: str = field(repr=False)
 
@@ -125,7 +124,7 @@ def resolve_api_settings(source_name: str) -> ApiSettings:
         raise MissingSettingError(f"The {source_name} API is not configured: set {described}.")
     base_url = str(spec.base_url).strip().rstrip("/")
     check_base_url(source_name, base_url, spec.allow_plain_http)
-    return ApiSettings(source_name=source_name, base_url=base_url, api_key=str(spec.api_key))
+    return ApiSettings(base_url=base_url, api_key=str(spec.api_key))
 
 
 def check_base_url(source_name: str, base_url: str, allow_plain_http: bool) -> None:
