@@ -38,14 +38,14 @@ from dagster import (
 
 from svcdesk_dagster.checks import CHECKS
 from svcdesk_dagster.definitions import defs
-from svcdesk_dagster.sensors import (
+from svcdesk_dagster.failure_alerts import (
     MAX_CHECK_LINES,
     MAX_LINE_CHARS,
     FailedCheck,
     FailureSummary,
-    build_new_incidents_sensor,
     error_line,
 )
+from svcdesk_dagster.new_incidents_sensor import build_new_incidents_sensor
 from svcdesk_dagster.simulator import Simulator
 from svcdesk_dagster.sources.window import iso_timestamp
 from svcdesk_dagster_tests.conftest import (
