@@ -65,8 +65,8 @@ from bench.report import (
     build_report,
     render,
 )
-from svcdesk_dagster.assets import op_name
-from svcdesk_dagster.resources import LOADER_FILE_FORMAT, pipeline_name
+from svcdesk_dagster.naming import op_name, pipeline_name
+from svcdesk_dagster.resources import LOADER_FILE_FORMAT
 from svcdesk_dagster.simulator import Simulator
 from svcdesk_dagster.sources import SERVICE_DESK
 from svcdesk_dagster.tables import table_counts

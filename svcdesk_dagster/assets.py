@@ -32,11 +32,11 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.pipeline.pipeline import Pipeline
 from pydantic import Field
 
+from svcdesk_dagster.naming import op_name, sync_pool, table_name
 from svcdesk_dagster.pools import PoolGuard
 from svcdesk_dagster.resources import (
     LOADER_FILE_FORMAT,
     build_pipeline,
-    destination_name,
     explain_destination_error,
     wait_for_destination,
 )
@@ -46,6 +46,7 @@ from svcdesk_dagster.sources.http import ResponseTally, RetrySettings, build_ses
 from svcdesk_dagster.sources.settings import (
     MissingSettingError,
     config_value,
+    destination_name,
     env_number,
     resolve_api_settings,
 )
@@ -116,10 +117,6 @@ def freshness_window(resource_name: str) -> timedelta:
     return timedelta(minutes=minutes)
 
 
-def table_name(api: VendorApi, resource_name: str) -> str:
-    return f"{api.name}.{resource_name}"
-
-
 class VendorApiTranslator(DagsterDltTranslator):
     """Maps a dlt resource to the same spec `asset_spec` gives the definitions."""
 
@@ -128,21 +125,6 @@ class VendorApiTranslator(DagsterDltTranslator):
 
     def get_asset_spec(self, data: DltResourceTranslatorData) -> AssetSpec:
         return asset_spec(self.api, data.resource.name)
-
-
-def op_name(api: VendorApi) -> str:
-    """The step that loads one API's assets (job names already take `<api>_sync`)."""
-    return f"{api.name}_dlt"
-
-
-def sync_pool(api: VendorApi) -> str:
-    """The concurrency pool a sync runs in (limit 1 in dagster.yaml).
-
-    dagster-dlt drops a pipeline's local state and restores it from the destination at the start
-    of every run, so two runs of one pipeline at once corrupt each other: one pool per API. An
-    embedded DuckDB file takes one writing process at a time, so there both APIs share one pool.
-    """
-    return "duckdb" if destination_name() == "duckdb" else api.name
 
 
 def build_sync_assets(api: VendorApi) -> AssetsDefinition:

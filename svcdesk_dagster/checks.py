@@ -44,15 +44,15 @@ from dlt.destinations.sql_client import SqlClientBase
 from dlt.pipeline.pipeline import Pipeline
 from dlt.sources.rest_api.typing import EndpointResource
 
-from svcdesk_dagster.assets import sync_pool, table_name
+from svcdesk_dagster.naming import checks_op_name, sync_pool, table_name
 from svcdesk_dagster.resources import (
     build_pipeline,
-    destination_name,
     explain_destination_error,
     wait_for_destination,
 )
 from svcdesk_dagster.sources import APIS, VendorApi
 from svcdesk_dagster.sources.contract import VARIANT_MARKER, Columns, DeclaredTable, declared_tables
+from svcdesk_dagster.sources.settings import destination_name
 
 SCHEMA_CONTRACT = "schema_contract"
 MERGE_KEY_UNIQUE = "merge_key_unique"
@@ -500,7 +500,7 @@ def build_checks(api: VendorApi) -> AssetChecksDefinition:
     """One check step per API: its checks share the pipeline and one connection to the dataset."""
 
     @multi_asset_check(
-        name=f"{api.name}_checks",
+        name=checks_op_name(api),
         specs=check_specs(api),
         can_subset=True,
         # In the sync's pool: an embedded DuckDB file takes one process at a time, readers too.

@@ -31,8 +31,8 @@ from dagster import (
     run_failure_sensor,
 )
 
-from svcdesk_dagster.assets import op_name
 from svcdesk_dagster.checks import MERGE_KEY_UNIQUE, SCHEMA_CONTRACT
+from svcdesk_dagster.naming import op_name
 from svcdesk_dagster.sources import APIS
 from svcdesk_dagster.sources.http import redact
 

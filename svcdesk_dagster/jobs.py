@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
 
-from svcdesk_dagster.assets import op_name
+from svcdesk_dagster.naming import op_name
 from svcdesk_dagster.sources import APIS
 
 service_desk_sync = define_asset_job(

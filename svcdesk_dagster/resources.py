@@ -17,12 +17,11 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.pipeline.pipeline import Pipeline
 
 from svcdesk_dagster.held_file import explain_held, wait_until_free
+from svcdesk_dagster.naming import pipeline_name
 from svcdesk_dagster.pools import PoolGuard
 from svcdesk_dagster.sources import VendorApi
-from svcdesk_dagster.sources.settings import check_destination
+from svcdesk_dagster.sources.settings import destination_name
 
-DESTINATION_ENV = "SVCDESK_DESTINATION"
-DEFAULT_DESTINATION = "duckdb"
 DEFAULT_DUCKDB_FILE = Path("data") / "svcdesk.duckdb"
 """Relative to the working directory. Named unlike any dataset: a DuckDB file called like a
 dataset makes catalog references ambiguous."""
@@ -31,16 +30,6 @@ LOADER_FILE_FORMAT = "parquet"
 """dlt's default for DuckDB, `insert_values`, renders every row as SQL text: about 48 s and 4.4 GB
 for 100,000 tickets here. Parquet is loaded by DuckDB natively, in a fraction of the time and
 memory, and keeps the declared types on the way."""
-
-
-def destination_name() -> str:
-    """`SVCDESK_DESTINATION`, checked against the destinations dlt knows. It shapes the
-    definitions (the assets' kinds, the sync steps' pools), so a name dlt cannot resolve stops the
-    code location's load with an error naming the variable and the accepted names, instead of
-    failing every run later inside `Destination.from_reference`."""
-    name = os.environ.get(DESTINATION_ENV, "").strip() or DEFAULT_DESTINATION
-    check_destination(DESTINATION_ENV, name)
-    return name
 
 
 def duckdb_file() -> Path:
@@ -106,10 +95,6 @@ PIPELINE_DEFAULTS: dict[str, object] = {"data_writer.disable_compression": True}
 load, files it deletes once the load is done; that costs about 1 s of every 100,000 tickets (a
 fifth of the extract step) to save disk space for minutes. A user who set the key keeps theirs.
 """
-
-
-def pipeline_name(api: VendorApi) -> str:
-    return f"svcdesk_{api.name}"
 
 
 RUNTIME_DEFAULTS: dict[str, object] = {"runtime.dlthub_telemetry": False}

@@ -16,13 +16,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from svcdesk_dagster.resources import (
-    DATA_DIR_ENV,
-    destination_name,
-    duckdb_file,
-    pipeline_name,
-)
+from svcdesk_dagster.naming import pipeline_name
+from svcdesk_dagster.resources import DATA_DIR_ENV, duckdb_file
 from svcdesk_dagster.sources import APIS, VendorApi
+from svcdesk_dagster.sources.settings import destination_name
 
 DAGSTER_HOME_ENV = "DAGSTER_HOME"
 DUCKDB_CREDENTIALS_ENV = "DESTINATION__DUCKDB__CREDENTIALS"

@@ -30,8 +30,8 @@ from dagster import (
 )
 from dagster._core.events.log import EventLogEntry
 
-from svcdesk_dagster.assets import op_name, sync_pool
 from svcdesk_dagster.checks import MERGE_KEY_UNIQUE, SCHEMA_CONTRACT
+from svcdesk_dagster.naming import checks_op_name, op_name, sync_pool
 from svcdesk_dagster.simulator import Simulator
 from svcdesk_dagster.sources import APIS, SERVICE_DESK
 from svcdesk_dagster_tests import postgres
@@ -347,7 +347,7 @@ def step_intervals(instance: DagsterInstance, run_id: str) -> dict[str, tuple[fl
 
 def step_pool(step_key: str) -> str:
     """The pool a step of this code location runs in: its API's sync pool (checks included)."""
-    api = next(a for a in APIS if step_key in (op_name(a), f"{a.name}_checks"))
+    api = next(a for a in APIS if step_key in (op_name(a), checks_op_name(a)))
     return sync_pool(api)
 
 

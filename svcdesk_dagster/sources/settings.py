@@ -314,6 +314,20 @@ def known_destination_types() -> list[str]:
     )
 
 
+DESTINATION_ENV = "SVCDESK_DESTINATION"
+DEFAULT_DESTINATION = "duckdb"
+
+
+def destination_name() -> str:
+    """`SVCDESK_DESTINATION`, checked against the destinations dlt knows. It shapes the
+    definitions (the assets' kinds, the sync steps' pools), so a name dlt cannot resolve stops the
+    code location's load with an error naming the variable and the accepted names, instead of
+    failing every run later inside `Destination.from_reference`."""
+    name = os.environ.get(DESTINATION_ENV, "").strip() or DEFAULT_DESTINATION
+    check_destination(DESTINATION_ENV, name)
+    return name
+
+
 def check_destination(setting: str, name: str) -> None:
     """`name` resolves as `Destination.from_reference` would resolve it: a destination type dlt
     knows, the import path of a destination class (`package.module.attribute`), or a named
