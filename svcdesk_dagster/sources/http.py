@@ -258,21 +258,20 @@ def _with_policy(
 
 def refuse_unexpected(response: requests.Response) -> None:
     """Raises on a redirect, and on a `200` that is not JSON (see the module docstring)."""
-    request = _redacted(response.request)
     if response.is_redirect:
         target = urlsplit(redact(response.headers.get("Location", "")))
         raise RedirectRefused(
             f"{response.status_code} {response.reason}, a redirect to "
             f"{target._replace(query='', fragment='').geturl() or 'nowhere'}, which is not "
             "followed: the key, in the query, would go to an address nobody configured",
-            request=request,
+            request=_redacted(response.request),
         )
     if response.status_code == 200 and response.content[:64].lstrip()[:1] not in JSON_STARTS:
         kind = response.headers.get("Content-Type", "no content type").split(";")[0]
         raise NotJsonAnswer(
             f"200 with a {kind} body instead of JSON: a captive portal or a proxy answered in "
             "the vendor's place",
-            request=request,
+            request=_redacted(response.request),
         )
 
 
