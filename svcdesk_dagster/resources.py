@@ -132,7 +132,13 @@ def pipelines_dir(instance_root: str | Path | None) -> str | None:
     """
     if os.environ.get(DATA_DIR_ENV, "").strip() or instance_root is None:
         return None
-    return str(Path(instance_root) / "dlt" / "pipelines")
+    return str(instance_data_dir(instance_root) / "pipelines")
+
+
+def instance_data_dir(instance_root: str | Path) -> Path:
+    """The dlt data directory of a Dagster instance: what `DLT_DATA_DIR` would name for dlt's CLI
+    to find the pipelines `pipelines_dir` puts there."""
+    return Path(instance_root) / "dlt"
 
 
 def build_pipeline(api: VendorApi, instance_root: str | Path | None = None) -> Pipeline:

@@ -1,5 +1,5 @@
-"""The README's operations (`svcdesk dlt ...`, `svcdesk rebuild <asset>`), acting on exactly what the
-runs act on.
+"""The README's operations (`svcdesk dlt ...`, `svcdesk rebuild <asset>`), acting on exactly
+what the runs act on.
 
 dlt's own CLI (`dlt pipeline svcdesk_service_desk drop tickets`, `info`, `trace`) knows neither the
 project's default DuckDB file nor where the runs keep their pipeline folders: those defaults live
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from svcdesk_dagster.naming import pipeline_name
-from svcdesk_dagster.resources import DATA_DIR_ENV, duckdb_file
+from svcdesk_dagster.resources import DATA_DIR_ENV, duckdb_file, instance_data_dir
 from svcdesk_dagster.sources import APIS, VendorApi
 from svcdesk_dagster.sources.settings import destination_name
 
@@ -36,12 +36,12 @@ def runs_environment() -> dict[str, str]:
         home = env.get(DAGSTER_HOME_ENV, "").strip()
         if not home:
             raise RunbookError(
-                f"Neither {DATA_DIR_ENV} nor {DAGSTER_HOME_ENV} is set, so the runs keep no pipeline "
-                f"folder between runs and there is nothing for dlt's CLI to act on. Run it through "
-                f"`./dev` (which sets {DAGSTER_HOME_ENV}=.dagster_home), or with the "
+                f"Neither {DATA_DIR_ENV} nor {DAGSTER_HOME_ENV} is set, so the runs keep no "
+                "pipeline folder between runs and there is nothing for dlt's CLI to act on. Run it "
+                f"through `./dev` (which sets {DAGSTER_HOME_ENV}=.dagster_home), or with the "
                 f"{DAGSTER_HOME_ENV} of the deployment."
             )
-        env[DATA_DIR_ENV] = str(Path(home) / "dlt")
+        env[DATA_DIR_ENV] = str(instance_data_dir(home))
     if destination_name() == "duckdb":
         env[DUCKDB_CREDENTIALS_ENV] = str(duckdb_file().resolve())
     return env
