@@ -104,25 +104,29 @@ def type_name(value: Any) -> str:
     return "json"
 
 
+EXACT_TYPES: dict[str, type] = {"text": str, "bigint": int, "bool": bool}
+"""Declared types a value fits only as exactly this Python type (no subclass: `True` is no int)."""
+TIMESTAMP = "timestamp"
+parse_timestamp = datetime.fromisoformat
+
+
 def _is_timestamp(value: Any) -> bool:
     if type(value) is not str:
         return False
     try:
-        datetime.fromisoformat(value)
+        parse_timestamp(value)
     except ValueError:
         return False
     return True
 
 
-EXACT_TYPES: dict[str, type] = {"text": str, "bigint": int, "bool": bool}
-TIMESTAMP = "timestamp"
-parse_timestamp = datetime.fromisoformat
+def _exactly(expected: type) -> Callable[[Any], bool]:
+    return lambda value: type(value) is expected
+
 
 FITS: dict[str, Callable[[Any], bool]] = {
-    "text": lambda value: type(value) is str,
-    "bigint": lambda value: type(value) is int,
+    **{data_type: _exactly(expected) for data_type, expected in EXACT_TYPES.items()},
     "double": lambda value: type(value) in (float, int),
-    "bool": lambda value: type(value) is bool,
     TIMESTAMP: _is_timestamp,
 }
 """What each declared dlt type accepts, as the vendor's JSON gives it: exactly, with no coercion."""
@@ -195,7 +199,11 @@ class Shape:
     """False when a declared type has no fast comparison: such a record always goes the slow way."""
 
 
-def shape_of(rules: tuple[FieldRule, ...], lists: tuple[tuple[tuple[str, ...], tuple[FieldRule, ...]], ...]) -> Shape:
+def shape_of(
+    rules: tuple[FieldRule, ...],
+    lists: tuple[tuple[tuple[str, ...], tuple[FieldRule, ...]], ...],
+) -> Shape:
+    """The `Shape` a record (or a list's item) has when it fits `rules` and `lists`."""
     shape = Shape()
     for rule in rules:
         container = shape
