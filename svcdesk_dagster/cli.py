@@ -4,14 +4,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
-
-def _add_size_arguments(parser: argparse.ArgumentParser, tickets: int, incidents: int, services: int) -> None:
-    parser.add_argument("--tickets", type=int, default=tickets, help="tickets the simulator holds")
-    parser.add_argument("--incidents", type=int, default=incidents, help="incidents it holds")
-    parser.add_argument("--services", type=int, default=services, help="services it holds")
-    parser.add_argument("--seed", type=int, default=42, help="seed of the simulator's data")
+from svcdesk_simulator import VendorSize, serve_forever
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,13 +17,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="load the bundled simulator's data into DuckDB through Dagster and report it"
     )
-    _add_size_arguments(demo, tickets=1_000, incidents=500, services=25)
+    _add_size_arguments(demo)
 
     simulate = commands.add_parser("simulate", help="serve the bundled API simulator until stopped")
     simulate.add_argument("--port", type=int, required=True, help="loopback port to listen on")
     simulate.add_argument("--service-desk-api-key", default="sd-local-key")
     simulate.add_argument("--incident-management-api-key", default="im-local-key")
-    _add_size_arguments(simulate, tickets=1_000, incidents=500, services=25)
+    _add_size_arguments(simulate)
 
     dlt_cli = commands.add_parser(
         "dlt",
@@ -52,21 +48,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "rebuild":
         return _runbook("rebuild", [args.asset])
     if args.command == "demo":
-        from svcdesk_dagster.demo import DemoSize, run_demo
+        from svcdesk_dagster.demo import run_demo
 
-        return run_demo(DemoSize(args.tickets, args.incidents, args.services, args.seed))
-    from svcdesk_dagster.simulator import serve_forever
-
-    serve_forever(
-        port=args.port,
-        tickets=args.tickets,
-        incidents=args.incidents,
-        services=args.services,
-        seed=args.seed,
-        service_desk_api_key=args.service_desk_api_key,
-        incident_management_api_key=args.incident_management_api_key,
-    )
+        return run_demo(_size_from(args))
+    serve_forever(args.port, _size_from(args), args.service_desk_api_key, args.incident_management_api_key)
     return 0
+
+
+def _add_size_arguments(parser: argparse.ArgumentParser) -> None:
+    """One option per field of `VendorSize` (`--tickets`, `--seed`, ...), with its default and help:
+    the sizes and their defaults are written only there."""
+    for field in dataclasses.fields(VendorSize):
+        parser.add_argument(
+            f"--{field.name.replace('_', '-')}",
+            type=type(field.default),
+            default=field.default,
+            help=field.metadata["help"],
+        )
+
+
+def _size_from(args: argparse.Namespace) -> VendorSize:
+    return VendorSize(**{field.name: getattr(args, field.name) for field in dataclasses.fields(VendorSize)})
 
 
 def _runbook(command: str, arguments: list[str]) -> int:

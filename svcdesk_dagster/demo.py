@@ -14,18 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from svcdesk_dagster.simulator import Simulator
+from svcdesk_simulator import Simulator, VendorSize, settings_for
 
 DEMO_JOB = "full_refresh"
 QUIET_CONSOLE = {"console": {"config": {"log_level": "INFO"}}}
-
-
-@dataclass(frozen=True)
-class DemoSize:
-    tickets: int = 1_000
-    incidents: int = 500
-    services: int = 25
-    seed: int = 42
 
 
 @dataclass(frozen=True)
@@ -37,14 +29,9 @@ class DemoKeys:
 
 
 @contextmanager
-def simulator_environment(sim: Simulator, keys: DemoKeys) -> Iterator[None]:
+def simulator_environment(sim: Simulator) -> Iterator[None]:
     """Points the API settings (README, Configuration) at the simulator for the demo's duration."""
-    settings = {
-        "SOURCES__SERVICE_DESK__BASE_URL": sim.service_desk_url,
-        "SOURCES__SERVICE_DESK__API_KEY": keys.service_desk,
-        "SOURCES__INCIDENT_MANAGEMENT__BASE_URL": sim.incident_management_url,
-        "SOURCES__INCIDENT_MANAGEMENT__API_KEY": keys.incident_management,
-    }
+    settings = settings_for(sim)
     saved = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)
     try:
@@ -57,23 +44,20 @@ def simulator_environment(sim: Simulator, keys: DemoKeys) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def run_demo(size: DemoSize = DemoSize()) -> int:
+def run_demo(size: VendorSize = VendorSize()) -> int:
     """Runs the demo and returns the process exit code."""
     from svcdesk_dagster.definitions import defs
     from svcdesk_dagster.jobs import FULL_REFRESH_RUN_CONFIG
-    from svcdesk_dagster.resources import duckdb_file
-    from svcdesk_dagster.tables import table_counts
+    from svcdesk_dagster.row_counts import table_counts
+    from svcdesk_dagster.settings import duckdb_file
 
     keys = DemoKeys()
     simulator = Simulator(
-        tickets=size.tickets,
-        incidents=size.incidents,
-        services=size.services,
-        seed=size.seed,
+        size,
         service_desk_api_key=keys.service_desk,
         incident_management_api_key=keys.incident_management,
     )
-    with simulator as sim, simulator_environment(sim, keys):
+    with simulator as sim, simulator_environment(sim):
         print(f"Simulator serving on 127.0.0.1:{sim.port}")
         print(f"Running job `{DEMO_JOB}` into {duckdb_file()} ...")
         with _instance() as instance:
@@ -123,7 +107,9 @@ def _instance() -> Iterator[object]:
     """The instance of `DAGSTER_HOME` when set (the run then shows in the UI), else a throwaway."""
     from dagster import DagsterInstance
 
-    if os.environ.get("DAGSTER_HOME"):
+    from svcdesk_dagster.settings import dagster_home
+
+    if dagster_home() is not None:
         with DagsterInstance.get() as instance:
             yield instance
     else:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest  # noqa: E402
 
-from svcdesk_dagster.simulator import Simulator  # noqa: E402
+from svcdesk_simulator import Simulator, settings_for  # noqa: E402
 
 SERVICE_DESK_KEY = "sd-test-key-0123456789"
 INCIDENT_MANAGEMENT_KEY = "im-test-key-9876543210"
@@ -51,18 +51,6 @@ def unused_port() -> int:
         return probe.getsockname()[1]
 
 
-def api_settings_for(
-    simulator: Simulator, service_desk_key: str, incident_management_key: str
-) -> dict[str, str]:
-    """The API settings (README, Configuration) that point both APIs at `simulator`."""
-    return {
-        "SOURCES__SERVICE_DESK__BASE_URL": simulator.service_desk_url,
-        "SOURCES__SERVICE_DESK__API_KEY": service_desk_key,
-        "SOURCES__INCIDENT_MANAGEMENT__BASE_URL": simulator.incident_management_url,
-        "SOURCES__INCIDENT_MANAGEMENT__API_KEY": incident_management_key,
-    }
-
-
 @pytest.fixture
 def simulator() -> Iterator[Simulator]:
     """A small simulator: a few pages of each resource, so paging is exercised."""
@@ -86,10 +74,10 @@ def project(
         monkeypatch.delenv(name, raising=False)
     duckdb_file = tmp_path / "svcdesk.duckdb"
     env = {
-        **api_settings_for(simulator, SERVICE_DESK_KEY, INCIDENT_MANAGEMENT_KEY),
+        **settings_for(simulator, SERVICE_DESK_KEY, INCIDENT_MANAGEMENT_KEY),
         "DESTINATION__DUCKDB__CREDENTIALS": str(duckdb_file),
         "DLT_DATA_DIR": str(tmp_path / "dlt"),
-        # Keep the seeds' retry counts, but do not make the tests wait out real backoff delays.
+        # Keep the retry counts, but do not make the tests wait out real backoff delays.
         "SOURCES__HTTP__BACKOFF_FACTOR": "0.01",
     }
     for name, value in env.items():

@@ -25,9 +25,14 @@ import pytest
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
 
 from svcdesk_dagster.pools import WORKER_HOST_TAG, WORKER_PID_TAG
-from svcdesk_dagster.simulator import Simulator
 from svcdesk_dagster_tests.conftest import SERVICE_DESK_KEY, Project
-from svcdesk_dagster_tests.truth import child_lists, expected_children, expected_rows, table_rows
+from svcdesk_dagster_tests.tables_vs_simulator import (
+    child_lists,
+    expected_children,
+    expected_rows,
+    table_rows,
+)
+from svcdesk_simulator import Simulator
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from svcdesk_dagster.simulator import Simulator
 from svcdesk_dagster_tests.conftest import PROJECT_SETTINGS, SERVICE_DESK_KEY, Project
 from svcdesk_dagster_tests.dagster_runs import materialize, materialized_keys, run_job
-from svcdesk_dagster_tests.truth import (
+from svcdesk_dagster_tests.tables_vs_simulator import (
     TABLES,
     assert_tables_equal_simulator,
     count,
@@ -21,6 +20,7 @@ from svcdesk_dagster_tests.truth import (
     live_records,
     table_rows,
 )
+from svcdesk_simulator import Simulator
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))

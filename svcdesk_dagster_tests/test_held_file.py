@@ -14,10 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from svcdesk_dagster.simulator import Simulator
 from svcdesk_dagster_tests.conftest import Project
 from svcdesk_dagster_tests.dagster_runs import materialize, run_job
-from svcdesk_dagster_tests.truth import assert_tables_equal_simulator, table_rows
+from svcdesk_dagster_tests.tables_vs_simulator import (
+    assert_tables_equal_simulator,
+    table_rows,
+)
+from svcdesk_simulator import Simulator
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))

@@ -32,7 +32,6 @@ from dagster._core.events.log import EventLogEntry
 
 from svcdesk_dagster.checks import MERGE_KEY_UNIQUE, SCHEMA_CONTRACT
 from svcdesk_dagster.naming import checks_op_name, op_name, sync_pool
-from svcdesk_dagster.simulator import Simulator
 from svcdesk_dagster.sources import APIS, SERVICE_DESK
 from svcdesk_dagster_tests import postgres
 from svcdesk_dagster_tests.conftest import Project
@@ -43,6 +42,12 @@ from svcdesk_dagster_tests.postgres import (  # noqa: F401 (fixtures)
     postgres_database,
     postgres_server,
 )
+from svcdesk_dagster_tests.tables_vs_simulator import (
+    TABLES,
+    assert_tables_equal_simulator,
+    live_records,
+    table_rows,
+)
 from svcdesk_dagster_tests.test_checks import (
     ALL_CHECKS,
     differences,
@@ -51,12 +56,7 @@ from svcdesk_dagster_tests.test_checks import (
     run_checks_alone,
 )
 from svcdesk_dagster_tests.test_sync import change_everything, sync_everything
-from svcdesk_dagster_tests.truth import (
-    TABLES,
-    assert_tables_equal_simulator,
-    live_records,
-    table_rows,
-)
+from svcdesk_simulator import Simulator
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))

@@ -8,11 +8,15 @@ from collections.abc import Callable
 import pytest
 import requests
 
-from svcdesk_dagster.simulator import Simulator
 from svcdesk_dagster.sources.errors import explain
 from svcdesk_dagster_tests.conftest import SERVICE_DESK_KEY, Project
 from svcdesk_dagster_tests.dagster_runs import materialize, run_job
-from svcdesk_dagster_tests.truth import assert_tables_equal_simulator, expected_rows, table_rows
+from svcdesk_dagster_tests.tables_vs_simulator import (
+    assert_tables_equal_simulator,
+    expected_rows,
+    table_rows,
+)
+from svcdesk_simulator import Simulator
 
 FAULTS: dict[str, Callable[[Simulator], None]] = {
     "bursts-of-three-503s": lambda sim: sim.faults.fail_next(3, status=503, resource="tickets"),

@@ -17,14 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from svcdesk_dagster.simulator import Simulator
 from svcdesk_dagster_tests.conftest import (
     INCIDENT_MANAGEMENT_KEY,
     SERVICE_DESK_KEY,
     Project,
-    api_settings_for,
 )
-from svcdesk_dagster_tests.truth import assert_tables_equal_simulator, table_rows
+from svcdesk_dagster_tests.tables_vs_simulator import (
+    assert_tables_equal_simulator,
+    table_rows,
+)
+from svcdesk_simulator import Simulator, settings_for
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -59,7 +61,7 @@ def deployment(root: Path, simulator: Simulator, project: Project) -> Deployment
         for name, value in project.env.items()
         if name not in ("DESTINATION__DUCKDB__CREDENTIALS", "DLT_DATA_DIR")
     }
-    env.update(api_settings_for(simulator, SERVICE_DESK_KEY, INCIDENT_MANAGEMENT_KEY))
+    env.update(settings_for(simulator, SERVICE_DESK_KEY, INCIDENT_MANAGEMENT_KEY))
     env["DAGSTER_HOME"] = str(home)
     return Deployment(workdir, home, env)
 

@@ -13,8 +13,8 @@ import pytest
 from dagster import DagsterInstance
 
 from svcdesk_dagster.definitions import defs
-from svcdesk_dagster.simulator import Simulator
-from svcdesk_dagster_tests.conftest import Project, api_settings_for, unused_port
+from svcdesk_dagster_tests.conftest import Project, unused_port
+from svcdesk_simulator import Simulator, settings_for
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -40,7 +40,7 @@ def canary_simulator(project: Project, monkeypatch: pytest.MonkeyPatch):
         service_desk_api_key=CANARY,
         incident_management_api_key=CANARY_TOO,
     ) as sim:
-        for name, value in api_settings_for(sim, CANARY, CANARY_TOO).items():
+        for name, value in settings_for(sim, CANARY, CANARY_TOO).items():
             monkeypatch.setenv(name, value)
         monkeypatch.setenv("RUNTIME__LOG_LEVEL", "DEBUG")
         yield sim
@@ -99,7 +99,7 @@ def test_no_key_in_anything_written_or_printed(
     # 4. The CLI, which also captures compute logs under DAGSTER_HOME.
     env = {
         **project.env,
-        **api_settings_for(sim, CANARY, CANARY_TOO),
+        **settings_for(sim, CANARY, CANARY_TOO),
         "DAGSTER_HOME": str(dagster_home),
         "RUNTIME__LOG_LEVEL": "DEBUG",
     }

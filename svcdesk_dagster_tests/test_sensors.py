@@ -46,7 +46,6 @@ from svcdesk_dagster.failure_alerts import (
     error_line,
 )
 from svcdesk_dagster.new_incidents_sensor import build_new_incidents_sensor
-from svcdesk_dagster.simulator import Simulator
 from svcdesk_dagster.sources.window import iso_timestamp
 from svcdesk_dagster_tests.conftest import (
     INCIDENT_MANAGEMENT_KEY,
@@ -54,6 +53,7 @@ from svcdesk_dagster_tests.conftest import (
     Project,
     unused_port,
 )
+from svcdesk_simulator import Simulator
 
 if TYPE_CHECKING:
     from dagster._core.definitions.sensor_definition import SensorExecutionData

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import requests
 
-from svcdesk_dagster.simulator import RequestInfo, Simulator
+from svcdesk_simulator import RequestInfo, Simulator
 
 SD_KEY, IM_KEY = "sd-test-key", "im-test-key"
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -509,8 +509,8 @@ def test_stop_is_quick_idempotent_and_frees_the_port(http: requests.Session) -> 
 
 def test_serve_forever_prints_urls_and_stops_on_ctrl_c() -> None:
     code = (
-        "from svcdesk_dagster.simulator import serve_forever; "
-        "serve_forever(0, 20, 5, 2, 1, 'secret-sd-key', 'secret-im-key')"
+        "from svcdesk_simulator import VendorSize, serve_forever; "
+        "serve_forever(0, VendorSize(tickets=20, incidents=5, services=2, seed=1), 'secret-sd-key', 'secret-im-key')"
     )
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     watchdog = threading.Timer(60, process.kill)  # a hung child must fail the test, not hang it

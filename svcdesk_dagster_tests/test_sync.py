@@ -11,10 +11,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from svcdesk_dagster.simulator import Simulator
 from svcdesk_dagster_tests.conftest import INCIDENT_MANAGEMENT_KEY, Project
 from svcdesk_dagster_tests.dagster_runs import run_job
-from svcdesk_dagster_tests.truth import assert_tables_equal_simulator, table_rows
+from svcdesk_dagster_tests.tables_vs_simulator import (
+    assert_tables_equal_simulator,
+    table_rows,
+)
+from svcdesk_simulator import Simulator
 
 SYNC_JOBS = ("service_desk_sync", "incident_management_sync")
 

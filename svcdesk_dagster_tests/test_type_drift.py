@@ -17,17 +17,17 @@ from typing import Any
 import duckdb
 from dagster import AssetCheckSeverity, ExecuteInProcessResult
 
-from svcdesk_dagster.simulator import Simulator
 from svcdesk_dagster_tests.conftest import Project
 from svcdesk_dagster_tests.dagster_runs import run_job
-from svcdesk_dagster_tests.test_checks import differences, evaluations
-from svcdesk_dagster_tests.truth import (
+from svcdesk_dagster_tests.tables_vs_simulator import (
     assert_tables_equal_simulator,
     count,
     expected_rows,
     query,
     table_rows,
 )
+from svcdesk_dagster_tests.test_checks import differences, evaluations
+from svcdesk_simulator import Simulator
 
 SCHEMA_CONTRACT = "schema_contract"
 

@@ -3,7 +3,7 @@
 Served records are kept as pre-serialised UTF-8 JSON so that a page body is a byte join:
 base records in a byte-bounded cache of 100-record chunks (generated on a miss), mutated
 records in a dict. Ground-truth dicts are decoded from those same bytes, so they always equal what
-the API serves. Not thread-safe on its own: the ``Simulator`` serialises access with a lock.
+the API serves. Not thread-safe on its own: ``vendor.VendorData`` holds the lock that serialises access.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
-from svcdesk_dagster.simulator.data import RecordFactory, Timeline
-from svcdesk_dagster.simulator.index import BaseSet, Matches
-from svcdesk_dagster.simulator.timestamps import parse_iso_ms
+from svcdesk_simulator.data import RecordFactory, Timeline
+from svcdesk_simulator.index import BaseSet, Matches
+from svcdesk_simulator.timestamps import parse_iso_ms
 
 CHUNK = 100  # base records generated and cached together (one default-sized page)
 _QUERY_CACHE_SIZE = 8  # distinct updated_since values whose match sets are kept

@@ -2,12 +2,20 @@
 the tests and the benchmark: a real HTTP server on 127.0.0.1, deterministic from a seed, with
 switches for every failure the contract promises and hooks to change data mid-sync.
 
-    from svcdesk_dagster.simulator import Simulator
+    from svcdesk_simulator import Simulator, settings_for
 
     with Simulator(tickets=1_000, incidents=500, services=20, seed=42) as sim:
         sim.service_desk_url          # http://127.0.0.1:<port>/service-desk
+        settings_for(sim)             # the environment that points a sync at both APIs
         sim.faults.fail_next(2)       # the next two requests answer 503
         sim.live_tickets()            # what the destination should end up holding
+
+It is a package of its own, importing nothing from the code location (``svcdesk_dagster``), so
+starting it loads no Dagster. ``Simulator`` (``app.py``) is its one public object, made of one
+part per job: the data (``vendor.py``, sized by ``VendorSize``), listings and paging
+(``listings.py``), mutations (``mutations.py``), routing and auth (``routing.py``), hooks
+(``hooks.py``), the request log (``request_log.py``), the clock (``clock.py``) and the server's
+lifecycle (``background.py``).
 
 Design, and why:
 
@@ -46,7 +54,13 @@ without it). With 1,000,000 tickets the simulator is built and started in 0.12 s
 +125 MB (the cache is full by then; it stops growing).
 """
 
-from svcdesk_dagster.simulator.app import HookHandle, RequestInfo, Simulator, serve_forever
-from svcdesk_dagster.simulator.faults import Faults
+from svcdesk_simulator.app import Simulator, serve_forever, settings_for
+from svcdesk_simulator.faults import Faults
+from svcdesk_simulator.hooks import HookHandle
+from svcdesk_simulator.request_log import RequestInfo
+from svcdesk_simulator.routing import ApiKeys
+from svcdesk_simulator.vendor import VendorSize
 
-__all__ = ["Faults", "HookHandle", "RequestInfo", "Simulator", "serve_forever"]
+__all__ = [
+    "ApiKeys", "Faults", "HookHandle", "RequestInfo", "Simulator", "VendorSize", "serve_forever", "settings_for",
+]

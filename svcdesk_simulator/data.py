@@ -21,8 +21,8 @@ from itertools import compress, repeat
 from operator import add
 from typing import Any
 
-from svcdesk_dagster.simulator import vocabulary as vocab
-from svcdesk_dagster.simulator.timestamps import DAY_MS, datetime_ms, iso_ms
+from svcdesk_simulator import vocabulary as vocab
+from svcdesk_simulator.timestamps import DAY_MS, datetime_ms, iso_ms
 
 SPAN_MS = 730 * DAY_MS  # base records are created over the two years before the epoch
 MAX_UPDATE_DELAY_MS = 90 * DAY_MS  # base updated_at <= created_at + this (bounds index scans)
