@@ -26,16 +26,15 @@ from svcdesk_dagster.checks import (
     MERGE_KEY_UNIQUE,
     NOT_CREATED,
     SCHEMA_CONTRACT,
-    declared_tables,
 )
 from svcdesk_dagster.definitions import defs
 from svcdesk_dagster.resources import build_pipeline
-from svcdesk_dagster.simulator import Simulator
-from svcdesk_dagster.sources import SERVICE_DESK
+from svcdesk_dagster.sources import SERVICE_DESK, declared_tables
 from svcdesk_dagster.sources.service_desk import TAG_COLUMNS, TICKET_COLUMNS
 from svcdesk_dagster_tests.conftest import Project
 from svcdesk_dagster_tests.dagster_runs import materialize, materialized_keys, run_job
-from svcdesk_dagster_tests.truth import count
+from svcdesk_dagster_tests.tables_vs_simulator import count
+from svcdesk_simulator import Simulator
 
 ASSETS = ("tickets", "incidents", "services")
 ALL_CHECKS = {(asset, check) for asset in ASSETS for check in CHECKS}
