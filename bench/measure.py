@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.launcher import Launcher
-from svcdesk_dagster.sources.http import redact
+from svcdesk_dagster.sources import redact
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_PREFIXES = ("SOURCES__", "DESTINATION__", "SVCDESK_", "NORMALIZE__", "LOAD__", "EXTRACT__")

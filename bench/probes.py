@@ -1,4 +1,4 @@
-"""The measured work of the floor and of the bare dlt pipeline: `python -m bench.probes ...`.
+"""The measured work of plain requests and of the bare dlt pipeline: `python -m bench.probes ...`.
 
 `bench.run` starts each probe in a fresh interpreter, so its imports and memory are its own. A
 probe times only its work (the parent times the whole process) and writes one JSON object to
@@ -29,11 +29,11 @@ def memory_mb(field: str) -> float:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-def floor() -> dict[str, Any]:
+def plain_requests() -> dict[str, Any]:
     """Every page of the plain ticket listing with one `requests.Session`, each body parsed.
 
     The fastest any client can read the listing from Python: no paging logic beyond `offset +=
-    limit`, no normalisation, no storage. Only `requests` is imported, so its RSS is the floor's
+    limit`, no normalisation, no storage. Only `requests` is imported, so its RSS is the plain read's
     too. Counting tags costs ~1% and gives the run a cross-check of the child table.
     """
     import requests
@@ -50,7 +50,7 @@ def floor() -> dict[str, Any]:
         params = {"offset": offset, "limit": PAGE_LIMIT, "api_key": api_key}
         response = session.get(url, params=params, timeout=60)
         if response.status_code != 200:  # the URL would show the key: name only the page
-            raise RuntimeError(f"floor: HTTP {response.status_code} at offset {offset}")
+            raise RuntimeError(f"plain requests: HTTP {response.status_code} at offset {offset}")
         body = response.json()
         pages += 1
         first_total = body["total"] if first_total is None else first_total
@@ -96,13 +96,9 @@ def bare_dlt(loader_file_format: str | None) -> dict[str, Any]:
 
     sources = import_project_sources()
     from bench.dlt_trace import summarise_trace
-    from svcdesk_dagster.sources.http import RetrySettings, build_session
-    from svcdesk_dagster.sources.settings import resolve_api_settings
 
     api = sources.SERVICE_DESK
-    settings = resolve_api_settings(api.name)
-    session = build_session(RetrySettings(), secrets=(settings.api_key,))
-    source = sources.build_rest_source(api, settings, session, full_refresh=True)
+    source = sources.open_read(api, full_refresh=True).dlt_source()
     pipeline = dlt.pipeline(
         pipeline_name="bench_bare_dlt",
         destination=dlt.destinations.duckdb(
@@ -126,13 +122,13 @@ def bare_dlt(loader_file_format: str | None) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.probes", description=__doc__)
-    parser.add_argument("probe", choices=("floor", "bare-dlt"))
+    parser.add_argument("probe", choices=("plain-requests", "bare-dlt"))
     parser.add_argument("--out", required=True, type=Path, help="where to write the JSON result")
     parser.add_argument(
         "--loader-file-format", default=None, help="bare-dlt: dlt's loader format (default: dlt's)"
     )
     args = parser.parse_args(argv)
-    result = floor() if args.probe == "floor" else bare_dlt(args.loader_file_format)
+    result = plain_requests() if args.probe == "plain-requests" else bare_dlt(args.loader_file_format)
     result["peak_rss_self_mb"] = round(memory_mb("VmHWM"), 1)
     args.out.write_text(json.dumps(result))
     return 0

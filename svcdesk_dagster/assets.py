@@ -6,7 +6,6 @@ invents upstream assets and a wrong `dagster/table_name`. The definitions hold n
 no secret: the real source is built inside the run, from the configuration in force then.
 """
 
-import os
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -25,7 +24,6 @@ from dagster import (
     RetryPolicy,
     multi_asset,
 )
-from dagster._core.definitions.utils import is_valid_owner
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator
 from dagster_dlt.translator import DltResourceTranslatorData
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
@@ -40,29 +38,24 @@ from svcdesk_dagster.resources import (
     explain_destination_error,
     wait_for_destination,
 )
-from svcdesk_dagster.sources import APIS, VendorApi, build_rest_source
-from svcdesk_dagster.sources.errors import explain
-from svcdesk_dagster.sources.http import ResponseTally, RetrySettings, build_session
-from svcdesk_dagster.sources.settings import (
+from svcdesk_dagster.settings import (
     MissingSettingError,
-    config_value,
+    asset_owners,
     destination_name,
-    env_number,
-    resolve_api_settings,
+    freshness_window,
+    step_retries,
 )
-
-DEFAULT_CLOCK_SKEW_MARGIN_SECONDS = 300.0
+from svcdesk_dagster.sources import ApiRead, VendorApi, open_read
 
 
 def sync_retry_policy() -> RetryPolicy:
     """Dagster's retries, the second layer above the HTTP retries, for an outage longer than those
-    (transient failures only: `run_sync` marks the others final). `SVCDESK_STEP_RETRIES` (3, a
-    whole number >= 0) and `SVCDESK_STEP_RETRY_DELAY_SECONDS` (10, a number >= 0: then about 20
-    and 40, with jitter). Read when the code location loads, since the policy is part of the
-    asset's definition: a bad value stops the load with an error naming the variable."""
+    (transient failures only: `run_sync` marks the others final). Read when the code location
+    loads, since the policy is part of the asset's definition."""
+    retries = step_retries()
     return RetryPolicy(
-        max_retries=env_number("SVCDESK_STEP_RETRIES", 3, minimum=0, unit="retries", kind=int),
-        delay=env_number("SVCDESK_STEP_RETRY_DELAY_SECONDS", 10.0, minimum=0),
+        max_retries=retries.max_retries,
+        delay=retries.first_delay_seconds,
         backoff=Backoff.EXPONENTIAL,
         jitter=Jitter.PLUS_MINUS,
     )
@@ -74,9 +67,8 @@ DEFAULT_FRESHNESS = {
     "services": timedelta(days=1),
 }
 """How old each table may get before Dagster flags it; `SVCDESK_FRESHNESS_<ASSET>_MINUTES`."""
-
-OWNERS_ENV = "SVCDESK_OWNERS"
-
+DEFAULT_FRESHNESS_OF_OTHERS = timedelta(days=1)
+"""The freshness window of an asset of a newly added API, until its own default is written above."""
 
 def asset_spec(api: VendorApi, resource_name: str) -> AssetSpec:
     """The asset for one dlt resource: key = resource name, group = API, table = dataset.table."""
@@ -86,35 +78,13 @@ def asset_spec(api: VendorApi, resource_name: str) -> AssetSpec:
         description=api.descriptions.get(resource_name),
         kinds={"dlt", destination_name()},
         owners=asset_owners(),
-        freshness_policy=FreshnessPolicy.time_window(fail_window=freshness_window(resource_name)),
+        freshness_policy=FreshnessPolicy.time_window(
+            fail_window=freshness_window(
+                resource_name, DEFAULT_FRESHNESS.get(resource_name, DEFAULT_FRESHNESS_OF_OTHERS)
+            )
+        ),
         metadata={"dagster/table_name": table_name(api, resource_name)},
     )
-
-
-def asset_owners() -> list[str]:
-    """`SVCDESK_OWNERS`: comma-separated emails or `team:<name>`, as Dagster accepts them.
-
-    Checked here, at load, because Dagster's own error names the asset and the owner but not the
-    variable they came from."""
-    owners = [owner.strip() for owner in os.environ.get(OWNERS_ENV, "").split(",") if owner.strip()]
-    invalid = [owner for owner in owners if not is_valid_owner(owner)]
-    if invalid:
-        raise ValueError(
-            f"Setting {OWNERS_ENV} must be a comma-separated list of owners, each an email "
-            "address (such as data-team@example.com) or `team:<name>` (such as "
-            f"team:data-platform), got {', '.join(repr(owner) for owner in invalid)}."
-        )
-    return owners
-
-
-def freshness_window(resource_name: str) -> timedelta:
-    """`SVCDESK_FRESHNESS_<ASSET>_MINUTES`, read at load (the policy is part of the asset's
-    definition). At least a minute: Dagster rejects a shorter fail window."""
-    default = DEFAULT_FRESHNESS[resource_name].total_seconds() / 60
-    minutes = env_number(
-        f"SVCDESK_FRESHNESS_{resource_name.upper()}_MINUTES", default, minimum=1, unit="minutes"
-    )
-    return timedelta(minutes=minutes)
 
 
 class VendorApiTranslator(DagsterDltTranslator):
@@ -167,18 +137,11 @@ def run_sync(
     """Builds the real source from the configuration in force and loads the selected assets."""
     try:
         # Every setting the run reads, checked before the first request or write.
-        settings = resolve_api_settings(api.name)
-        margin = clock_skew_margin(api)
-        retry_settings = RetrySettings.from_config()
+        read = open_read(api, full_refresh=config.full_refresh)
         destination_name()  # checked at load too, but the environment may have changed since
     except (MissingSettingError, ValueError) as error:
         # A missing or malformed setting does not fix itself: fail at once, without retries.
         raise Failure(description=str(error), allow_retries=False) from None
-    tally = ResponseTally()
-    session = build_session(retry_settings, secrets=(settings.api_key,), tally=tally)
-    source = build_rest_source(
-        api, settings, session, full_refresh=config.full_refresh, clock_skew_margin=margin
-    )
     pipeline = build_pipeline(api, context.instance.root_directory)
     wait_for_destination(context.log)
     # A full refresh replaces every table; otherwise each resource keeps its own disposition
@@ -186,48 +149,36 @@ def run_sync(
     overrides = {"write_disposition": "replace"} if config.full_refresh else {}
     results = dlt.run(
         context=context,
-        dlt_source=source,
+        dlt_source=read.dlt_source(),
         dlt_pipeline=pipeline,
         dagster_dlt_translator=VendorApiTranslator(api),
         loader_file_format=LOADER_FILE_FORMAT,
         **overrides,
     )
-    sync_mode = "full_refresh" if config.full_refresh else "incremental"
     try:
         for result in results:
-            yield with_run_metadata(result, api, pipeline, tally, sync_mode)
+            yield with_run_metadata(result, read, pipeline)
     except Exception as error:
-        # Only what may pass (a 429, a 5xx, a dropped connection) is worth Dagster's retries;
-        # retrying a wrong key, a rejected request or a broken record repeats the failure.
-        held = explain_destination_error(error)
-        if held is not None:
-            raise Failure(description=held, allow_retries=True) from error
-        explanation = explain(
-            error, api.name, api.title, base_url=settings.base_url, secrets=(settings.api_key,)
-        )
-        raise Failure(
-            description=explanation.message, allow_retries=explanation.transient
-        ) from error
+        raise failure_of(read, error) from error
+    finally:
+        read.close()
 
 
-def clock_skew_margin(api: VendorApi) -> timedelta:
-    """`[sources.<api>] clock_skew_margin`: seconds the vendor's clock may be off ours (>= 0; a
-    negative margin would start each window after the previous read began, and lose changes)."""
-    seconds = config_value(
-        f"sources.{api.name}.clock_skew_margin",
-        DEFAULT_CLOCK_SKEW_MARGIN_SECONDS,
-        float,
-        minimum=0,
-        unit="seconds",
-    )
-    return timedelta(seconds=seconds)
+def failure_of(read: ApiRead, error: Exception) -> Failure:
+    """The step's failure, said for the person on call. Only what may pass (a 429, a 5xx, a
+    dropped connection, a DuckDB file another process holds) is worth Dagster's retries: retrying
+    a wrong key, a rejected request or a broken record repeats the failure."""
+    held = explain_destination_error(error)
+    if held is not None:
+        return Failure(description=held, allow_retries=True)
+    explanation = read.explain(error)
+    return Failure(description=explanation.message, allow_retries=explanation.transient)
 
 
-def with_run_metadata(
-    result: Any, api: VendorApi, pipeline: Pipeline, tally: ResponseTally, sync_mode: str
-) -> MaterializeResult:
+def with_run_metadata(result: Any, read: ApiRead, pipeline: Pipeline) -> MaterializeResult:
     """dagster-dlt's result, with the real table name, the table's rows after the load (also
     when the run brought none), and what this run read: rows, pages, retried responses, mode."""
+    api, tally = read.api, read.tally
     resource_name = result.asset_key.path[-1]
     path = api.endpoint_path(resource_name)
     metadata = dict(result.metadata or {})
@@ -235,7 +186,7 @@ def with_run_metadata(
         {
             "dagster/table_name": table_name(api, resource_name),
             "dagster/row_count": count_rows(pipeline, resource_name),
-            "sync_mode": sync_mode,
+            "sync_mode": "full_refresh" if read.full_refresh else "incremental",
             "rows_fetched": rows_fetched(pipeline, resource_name),
             "pages_fetched": tally.count(path),
             "responses_retried": tally.count(path, ok=False),
@@ -264,5 +215,3 @@ def count_rows(pipeline: Pipeline, table: str) -> int:
             return 0
     return int(rows[0][0])
 
-
-SYNC_ASSETS: tuple[AssetsDefinition, ...] = tuple(build_sync_assets(api) for api in APIS)

@@ -2,26 +2,18 @@
 
 It reports each failed run (a failed sync, a failed blocking check, checks that could not run, a
 run whose process died) with its assets, why it failed and what to do, in the sensor's log and,
-when `SVCDESK_ALERT_WEBHOOK_URL` is set, to a Slack-compatible webhook.
-
-Settings (environment only: they belong to the deployment, not to the dlt sources):
-
-| environment variable | default | read | what |
-| --- | --- | --- | --- |
-| `SVCDESK_ALERT_WEBHOOK_URL` | none | each failure | where failure alerts are POSTed |
-| `SVCDESK_DAGSTER_BASE_URL` | `http://127.0.0.1:3000` | each failure | the web UI the alert links to |
+when `SVCDESK_ALERT_WEBHOOK_URL` is set, to a Slack-compatible webhook; each alert links to the run
+in the web UI at `SVCDESK_DAGSTER_BASE_URL` (both read at each failure, `settings.py`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import dlt
 import requests
 from dagster import (
     AssetKey,
@@ -33,16 +25,18 @@ from dagster import (
 
 from svcdesk_dagster.checks import MERGE_KEY_UNIQUE, SCHEMA_CONTRACT
 from svcdesk_dagster.naming import op_name
-from svcdesk_dagster.sources import APIS
-from svcdesk_dagster.sources.http import redact
+from svcdesk_dagster.settings import (
+    WEBHOOK_ENV,
+    alert_webhook_url,
+    configured_secrets,
+    dagster_base_url,
+)
+from svcdesk_dagster.sources import APIS, redact
 
 if TYPE_CHECKING:  # the step error's type, not exported by `dagster` itself
     from dagster._utils.error import SerializableErrorInfo
 
-WEBHOOK_ENV = "SVCDESK_ALERT_WEBHOOK_URL"
 WEBHOOK_TIMEOUT_SECONDS = 5.0
-DAGSTER_BASE_URL_ENV = "SVCDESK_DAGSTER_BASE_URL"
-DEFAULT_DAGSTER_BASE_URL = "http://127.0.0.1:3000"
 
 RETRY_WRAPPERS = ("RetryRequestedFromPolicy", "RetryRequested")
 """What Dagster raises around the last error of a step whose retry policy ran out."""
@@ -187,13 +181,7 @@ def known_secrets() -> tuple[str, ...]:
     Errors are already redacted where they are raised; this is the second belt, for a key that
     a vendor echoes back in a message, say.
     """
-    secrets = [os.environ.get(WEBHOOK_ENV, "").strip()]
-    for api in APIS:
-        try:
-            secrets.append(str(dlt.secrets.get(f"sources.{api.name}.api_key", str) or ""))
-        except Exception:  # a broken secrets.toml must not stop the alert about a failure
-            continue
-    return tuple(secret for secret in secrets if secret)
+    return configured_secrets([api.name for api in APIS])
 
 
 def clip(text: str, limit: int = MAX_LINE_CHARS) -> str:
@@ -342,8 +330,7 @@ def job_label(job_name: str, tags: Mapping[str, str]) -> str:
 
 
 def run_link(run_id: str) -> str:
-    base = os.environ.get(DAGSTER_BASE_URL_ENV, "").strip() or DEFAULT_DAGSTER_BASE_URL
-    return f"{base.rstrip('/')}/runs/{run_id}"
+    return f"{dagster_base_url().rstrip('/')}/runs/{run_id}"
 
 
 def will_retry(context: RunFailureSensorContext) -> bool:
@@ -424,8 +411,8 @@ def post_alert(context: RunFailureSensorContext, summary: FailureSummary) -> boo
 
     The URL itself is a credential (Slack's carry a token), so no message here shows it.
     """
-    url = os.environ.get(WEBHOOK_ENV, "").strip()
-    if not url:
+    url = alert_webhook_url()
+    if url is None:
         return False
     try:
         response = requests.post(url, json=summary.webhook_payload(), timeout=WEBHOOK_TIMEOUT_SECONDS)

@@ -21,11 +21,9 @@ from typing import Any
 import duckdb
 from dagster import Failure
 
-from svcdesk_dagster.sources.errors import causes
-from svcdesk_dagster.sources.settings import env_number
+from svcdesk_dagster.settings import DUCKDB_WAIT_ENV, duckdb_wait_seconds
+from svcdesk_dagster.sources import causes
 
-WAIT_ENV = "SVCDESK_DUCKDB_WAIT_SECONDS"
-DEFAULT_WAIT_SECONDS = 300.0
 POLL_SECONDS = 0.5
 _LOCK_HELD = re.compile(r"Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
 
@@ -58,7 +56,7 @@ def wait_until_free(path: Path, log: Any) -> None:
     """Returns once `path` can be opened for writing; fails after the configured wait."""
     if not path.exists():
         return
-    wait = env_number(WAIT_ENV, DEFAULT_WAIT_SECONDS, minimum=0)
+    wait = duckdb_wait_seconds()
     deadline = time.monotonic() + wait
     announced: set[Holder] = set()
     while True:
@@ -69,7 +67,7 @@ def wait_until_free(path: Path, log: Any) -> None:
             announced.add(holder)
             log.warning(
                 f"The DuckDB file {path} is held open by another process, {holder}: the sync "
-                f"waits for it, at most {wait:g} s ({WAIT_ENV})."
+                f"waits for it, at most {wait:g} s ({DUCKDB_WAIT_ENV})."
             )
         if time.monotonic() >= deadline:
             raise Failure(description=held_message(path, holder, wait), allow_retries=True)
@@ -87,7 +85,7 @@ def current_holder(path: Path) -> Holder | None:
 
 
 def held_message(path: Path | str, holder: Holder, wait: float | None = None) -> str:
-    waited = f" The sync waited {wait:g} s ({WAIT_ENV})." if wait is not None else ""
+    waited = f" The sync waited {wait:g} s ({DUCKDB_WAIT_ENV})." if wait is not None else ""
     return (
         f"The DuckDB file {path} is held open by another process, {holder}: DuckDB lets one "
         f"process write, and any other open connection blocks it.{waited} Close that "

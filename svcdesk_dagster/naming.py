@@ -1,19 +1,24 @@
 """How the project names what it makes: tables, steps, pools and dlt pipelines, one rule each.
 
 Every name derives from the API's `name` (its dlt source, config section, dataset and Dagster
-group at once, see `sources/rest.py`), so the assets, jobs, checks, resources, sensors and the
+group at once, see `sources/api.py`), so the assets, jobs, checks, resources, sensors and the
 benchmark that all need these names can never drift apart.
 """
 
 from __future__ import annotations
 
+from svcdesk_dagster.settings import destination_name
 from svcdesk_dagster.sources import VendorApi
-from svcdesk_dagster.sources.settings import destination_name
 
 
 def table_name(api: VendorApi, resource_name: str) -> str:
     """`<dataset>.<table>`, as the destination and the catalog (`dagster/table_name`) show it."""
     return f"{api.name}.{resource_name}"
+
+
+def sync_job_name(api: VendorApi) -> str:
+    """The job that syncs one API incrementally (`service_desk_sync`)."""
+    return f"{api.name}_sync"
 
 
 def op_name(api: VendorApi) -> str:

@@ -5,12 +5,15 @@ first 100 changes), and asks for an `incidents` sync when one of them is a chang
 already asked a run for, so an incident reaches the table within a minute instead of at the next
 quarter-hour schedule, and one change brings one run.
 
-Settings (environment only: they belong to the deployment, not to the dlt sources):
-
-| environment variable | default | read | what |
-| --- | --- | --- | --- |
-| `SVCDESK_NEW_INCIDENTS_SENSOR_INTERVAL` | `60` | at load | seconds between two checks |
-| `SVCDESK_NEW_INCIDENTS_SENSOR_MARGIN` | `30` | each tick | seconds a check looks back before the last check's start |
+Each check looks back a margin (`SVCDESK_NEW_INCIDENTS_SENSOR_MARGIN`, 30 s) before the start of
+the previous one. A change made while a check is answered, or stamped by a vendor clock a few
+seconds behind ours, carries a time before that check's start: the next check still lists it
+because its window starts this much earlier. The overlap costs no run: the cursor remembers which
+changes inside it already asked for one, so a change asks for exactly one run however many checks
+list it. Smaller than the syncs' 300 s margin on purpose: each check lists the overlap's changes
+again in its one page of 100 and keeps them in its cursor, and a short overlap leaves that page to
+new changes and the cursor small. The interval between checks is
+`SVCDESK_NEW_INCIDENTS_SENSOR_INTERVAL` (60 s, read at load).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import requests
 from dagster import (
@@ -33,29 +36,22 @@ from dagster import (
     sensor,
 )
 
-from svcdesk_dagster.jobs import incident_management_sync
-from svcdesk_dagster.sources import INCIDENT_MANAGEMENT
-from svcdesk_dagster.sources.errors import vendor_message
-from svcdesk_dagster.sources.http import RetrySettings, build_session, redact
-from svcdesk_dagster.sources.settings import (
-    ApiSettings,
+from svcdesk_dagster.jobs import AssetJob, sync_job
+from svcdesk_dagster.settings import (
     MissingSettingError,
-    env_number,
-    resolve_api_settings,
+    RetrySettings,
+    sensor_interval_seconds,
+    sensor_margin,
 )
-from svcdesk_dagster.sources.window import iso_timestamp
+from svcdesk_dagster.sources import (
+    INCIDENT_MANAGEMENT,
+    ApiRead,
+    iso_timestamp,
+    open_read,
+    redact,
+    vendor_message,
+)
 
-INTERVAL_ENV = "SVCDESK_NEW_INCIDENTS_SENSOR_INTERVAL"
-DEFAULT_INTERVAL_SECONDS = 60
-MARGIN_ENV = "SVCDESK_NEW_INCIDENTS_SENSOR_MARGIN"
-DEFAULT_MARGIN_SECONDS = 30.0
-"""How far each check looks back before the start of the previous one. A change made while a check
-is answered, or stamped by a vendor clock a few seconds behind ours, carries a time before that
-check's start: the next check still lists it because its window starts this much earlier. The
-overlap costs no run: the cursor remembers which changes inside it already asked for one, so a
-change asks for exactly one run however many checks list it. Smaller than the syncs' 300 s margin
-on purpose: each check lists the overlap's changes again in its one page of 100 and keeps them in
-its cursor, and a short overlap leaves that page to new changes and the cursor small."""
 CHECK_PAGE_SIZE = 100
 """The most records the vendor lists in one answer: one request sees up to this many changes."""
 CHECK_TIMEOUT_SECONDS = 10.0
@@ -67,11 +63,6 @@ INCIDENTS = AssetKey("incidents")
 
 class CheckFailed(Exception):
     """The change check could not get an answer; the message is safe to show (no key)."""
-
-
-
-def check_margin() -> timedelta:
-    return timedelta(seconds=env_number(MARGIN_ENV, DEFAULT_MARGIN_SECONDS, minimum=0))
 
 
 def check_retry_settings() -> RetrySettings:
@@ -166,27 +157,18 @@ def listed_pair(record: object) -> tuple[str, str] | None:
     return str(incident_id), updated_at
 
 
-def list_changes(settings: ApiSettings, retry: RetrySettings, since: str) -> ChangeListing:
+def list_changes(read: ApiRead, since: str) -> ChangeListing:
     """The incidents the vendor says changed at or after `since`: one request, the first 100.
 
     `total` counts every match, so a listing cut short by the page size still says how many
     changed; a vendor that leaves it out is taken to have listed them all.
     """
-    session = build_session(retry, secrets=(settings.api_key,))
-    api = INCIDENT_MANAGEMENT
     try:
-        response = session.get(
-            f"{settings.base_url}{api.endpoint_path(INCIDENTS.path[-1])}",
-            params={
-                "limit": CHECK_PAGE_SIZE,
-                api.window_params[INCIDENTS.path[-1]]: since,
-                "api_key": settings.api_key,
-            },
-        )
+        response = read.first_changes(INCIDENTS.path[-1], since, CHECK_PAGE_SIZE)
     except requests.RequestException as error:
         raise CheckFailed(f"The incident management API could not be reached: {error}") from None
     finally:
-        session.close()
+        read.close()
     if response.status_code != 200:
         raise CheckFailed(
             f"The incident management API answered {response.status_code}"
@@ -258,16 +240,16 @@ def evaluate_new_incidents(context: SensorEvaluationContext) -> SensorResult:
     """
     started = datetime.now(timezone.utc)
     try:
-        margin = check_margin()
-        settings = resolve_api_settings(INCIDENT_MANAGEMENT.name)
-        retry = check_retry_settings()
+        margin = sensor_margin()
+        read = open_read(INCIDENT_MANAGEMENT, http=check_retry_settings())
     except (MissingSettingError, ValueError) as error:
         return skip(context, f"Not checking for incident changes: {error}")
-    secrets = (settings.api_key,)
+    secrets = read.secrets
     next_since = iso_timestamp(started - margin)
     try:
         cursor = ChangeCursor.parse(context.cursor) if context.cursor else ChangeCursor(next_since)
     except CursorUnreadable as error:
+        read.close()
         return skip(
             context,
             f"Not checking for incident changes: {error}. Delete it (`dagster sensor cursor "
@@ -276,7 +258,7 @@ def evaluate_new_incidents(context: SensorEvaluationContext) -> SensorResult:
         )
     since = cursor.since
     try:
-        listing = list_changes(settings, retry, since)
+        listing = list_changes(read, since)
     except CheckFailed as error:
         return skip(context, f"{error} Will check again from {since}.", secrets)
     new = {key: value for key, value in listing.changes.items() if cursor.is_new(key, value)}
@@ -306,13 +288,16 @@ def evaluate_new_incidents(context: SensorEvaluationContext) -> SensorResult:
     )
 
 
-def build_new_incidents_sensor() -> SensorDefinition:
-    """The sensor, with its interval read from the environment at load."""
-    interval = int(env_number(INTERVAL_ENV, DEFAULT_INTERVAL_SECONDS, minimum=1))
+def build_new_incidents_sensor(
+    job: AssetJob | None = None,
+) -> SensorDefinition:
+    """The sensor, running `job` (the incident API's sync job, built anew when not given), with
+    its interval read at load."""
+    interval = sensor_interval_seconds()
 
     @sensor(
         name="new_incidents_sensor",
-        job=incident_management_sync,
+        job=job if job is not None else sync_job(INCIDENT_MANAGEMENT),
         minimum_interval_seconds=interval,
         default_status=DefaultSensorStatus.STOPPED,
         description=(
@@ -326,5 +311,3 @@ def build_new_incidents_sensor() -> SensorDefinition:
 
     return new_incidents_sensor
 
-
-new_incidents_sensor = build_new_incidents_sensor()

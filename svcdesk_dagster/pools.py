@@ -29,9 +29,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from dagster import ConfigurableResource, DagsterInstance, DagsterRun, Failure, InitResourceContext
+from dagster import (
+    ConfigurableResource,
+    DagsterInstance,
+    DagsterRun,
+    Failure,
+    InitResourceContext,
+)
 
-from svcdesk_dagster.sources.settings import env_number
+from svcdesk_dagster.settings import POOL_WAIT_ENV, pool_wait_seconds
 
 WORKER_HOST_TAG = "svcdesk/worker_host"
 WORKER_PID_TAG = "svcdesk/worker_pid"
@@ -39,10 +45,6 @@ WORKER_STARTED_TAG = "svcdesk/worker_started"
 """The worker process's start time (clock ticks since boot, from /proc): a PID the kernel gave
 to another process since does not pass for the dead worker."""
 
-WAIT_ENV = "SVCDESK_POOL_WAIT_SECONDS"
-DEFAULT_WAIT_SECONDS = 3600.0
-"""Longer than any sync's normal turn in its pool (a full refresh of a million tickets takes
-minutes), short enough that a run stuck behind a lost worker says so within the hour."""
 POLL_SECONDS = 1.0
 
 
@@ -111,7 +113,7 @@ class PoolGuard(ConfigurableResource):
             return
         worker = Worker.this_process()
         instance.add_run_tags(run.run_id, worker.tags())
-        wait = env_number(WAIT_ENV, DEFAULT_WAIT_SECONDS, minimum=0)
+        wait = pool_wait_seconds()
         wait_for_pools(instance, run, pools_of(instance, run), wait, context.log)
 
 
@@ -143,7 +145,7 @@ def wait_for_pools(
                     announced.add(holder.run_id)
                     log.info(
                         f"Pool `{pool}` is held by {describe(holder)}: waiting for it, at most "
-                        f"{wait:g} s ({WAIT_ENV})."
+                        f"{wait:g} s ({POOL_WAIT_ENV})."
                     )
         if time.monotonic() >= deadline:
             raise Failure(description=stuck_message(busy, wait), allow_retries=False)
@@ -213,7 +215,7 @@ def stuck_message(busy: dict[str, list[DagsterRun]], wait: float) -> str:
         f"pool `{pool}` by {', '.join(describe(run) for run in runs)}" for pool, runs in busy.items()
     )
     return (
-        f"Waited {wait:g} s ({WAIT_ENV}) for a concurrency pool that is still held: {held}. If that "
+        f"Waited {wait:g} s ({POOL_WAIT_ENV}) for a concurrency pool that is still held: {held}. If that "
         "run is really running, let it finish and run this again. If its worker is gone (killed, "
         "evicted, or on a machine that restarted), terminate it in the web UI (Runs, the run, "
         "Terminate, then Force termination): the next run frees its slot."

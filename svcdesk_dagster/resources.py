@@ -6,7 +6,6 @@ are built when a run asks for them, from `SVCDESK_DESTINATION` and dlt's own con
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,24 +18,20 @@ from dlt.pipeline.pipeline import Pipeline
 from svcdesk_dagster.held_file import explain_held, wait_until_free
 from svcdesk_dagster.naming import pipeline_name
 from svcdesk_dagster.pools import PoolGuard
+from svcdesk_dagster.settings import (
+    destination_name,
+    dlt_config_holds,
+    dlt_data_dir,
+    duckdb_file,
+    duckdb_global_config,
+    set_dlt_default,
+)
 from svcdesk_dagster.sources import VendorApi
-from svcdesk_dagster.sources.settings import destination_name
-
-DEFAULT_DUCKDB_FILE = Path("data") / "svcdesk.duckdb"
-"""Relative to the working directory. Named unlike any dataset: a DuckDB file called like a
-dataset makes catalog references ambiguous."""
 
 LOADER_FILE_FORMAT = "parquet"
 """dlt's default for DuckDB, `insert_values`, renders every row as SQL text: about 48 s and 4.4 GB
 for 100,000 tickets here. Parquet is loaded by DuckDB natively, in a fraction of the time and
 memory, and keeps the declared types on the way."""
-
-
-def duckdb_file() -> Path:
-    """The DuckDB file: `DESTINATION__DUCKDB__CREDENTIALS` / `[destination.duckdb] credentials`,
-    else `data/svcdesk.duckdb` under the working directory."""
-    configured = dlt.config.get("destination.duckdb.credentials", str)
-    return Path(configured) if configured else Path.cwd() / DEFAULT_DUCKDB_FILE
 
 
 def wait_for_destination(log: Any) -> None:
@@ -84,8 +79,9 @@ def build_destination() -> Destination:
 
 def duckdb_credentials(path: Path) -> DuckDbCredentials:
     """The DuckDB file at `path`, opened with `DUCKDB_GLOBAL_CONFIG` under what is configured."""
-    configured = dlt.config.get("destination.duckdb.credentials.global_config", dict) or {}
-    return DuckDbCredentials(str(path), global_config={**DUCKDB_GLOBAL_CONFIG, **configured})
+    return DuckDbCredentials(
+        str(path), global_config={**DUCKDB_GLOBAL_CONFIG, **duckdb_global_config()}
+    )
 
 
 PIPELINE_DEFAULTS: dict[str, object] = {"data_writer.disable_compression": True}
@@ -109,14 +105,11 @@ def apply_dlt_defaults(name: str) -> None:
     the key, scoped or not."""
     for key, value in PIPELINE_DEFAULTS.items():
         scoped = f"{name}.{key}"
-        if dlt.config.get(scoped) is None and dlt.config.get(key) is None:
-            dlt.config[scoped] = value
+        if not dlt_config_holds(scoped) and not dlt_config_holds(key):
+            set_dlt_default(scoped, value)
     for key, value in RUNTIME_DEFAULTS.items():
-        if dlt.config.get(key) is None:
-            dlt.config[key] = value
-
-
-DATA_DIR_ENV = "DLT_DATA_DIR"
+        if not dlt_config_holds(key):
+            set_dlt_default(key, value)
 
 
 def pipelines_dir(instance_root: str | Path | None) -> str | None:
@@ -130,7 +123,7 @@ def pipelines_dir(instance_root: str | Path | None) -> str | None:
     the last run there), and a throwaway folder for a run on an ephemeral instance; either way the
     state is restored from the destination at the start of every run.
     """
-    if os.environ.get(DATA_DIR_ENV, "").strip() or instance_root is None:
+    if dlt_data_dir() is not None or instance_root is None:
         return None
     return str(instance_data_dir(instance_root) / "pipelines")
 

@@ -3,7 +3,7 @@ what the runs act on.
 
 dlt's own CLI (`dlt pipeline svcdesk_service_desk drop tickets`, `info`, `trace`) knows neither the
 project's default DuckDB file nor where the runs keep their pipeline folders: those defaults live
-in `resources.py`, and dlt's CLI would instead create and drop tables in a new, empty
+in `settings.py` and `resources.py`, and dlt's CLI would instead create and drop tables in a new, empty
 `svcdesk_service_desk.duckdb` in the working directory and report the data is gone while the real
 file keeps its rows. `svcdesk dlt` runs dlt's CLI with the environment the runs resolve (the
 destination's file and `DLT_DATA_DIR`), taken from the same functions the runs call.
@@ -17,9 +17,15 @@ import sys
 from pathlib import Path
 
 from svcdesk_dagster.naming import pipeline_name
-from svcdesk_dagster.resources import DATA_DIR_ENV, duckdb_file, instance_data_dir
+from svcdesk_dagster.resources import instance_data_dir
+from svcdesk_dagster.settings import (
+    DATA_DIR_ENV,
+    dagster_home,
+    destination_name,
+    dlt_data_dir,
+    duckdb_file,
+)
 from svcdesk_dagster.sources import APIS, VendorApi
-from svcdesk_dagster.sources.settings import destination_name
 
 DAGSTER_HOME_ENV = "DAGSTER_HOME"
 DUCKDB_CREDENTIALS_ENV = "DESTINATION__DUCKDB__CREDENTIALS"
@@ -32,9 +38,9 @@ class RunbookError(RuntimeError):
 def runs_environment() -> dict[str, str]:
     """This process's environment plus what the runs would resolve that dlt's CLI cannot see."""
     env = dict(os.environ)
-    if not env.get(DATA_DIR_ENV, "").strip():
-        home = env.get(DAGSTER_HOME_ENV, "").strip()
-        if not home:
+    if dlt_data_dir() is None:
+        home = dagster_home()
+        if home is None:
             raise RunbookError(
                 f"Neither {DATA_DIR_ENV} nor {DAGSTER_HOME_ENV} is set, so the runs keep no "
                 "pipeline folder between runs and there is nothing for dlt's CLI to act on. Run it "

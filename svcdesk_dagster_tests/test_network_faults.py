@@ -24,11 +24,11 @@ import requests
 from dagster import AssetKey, DagsterInstance
 
 from svcdesk_dagster.definitions import defs
-from svcdesk_dagster.simulator import Simulator
-from svcdesk_dagster.sources.settings import check_base_url
+from svcdesk_dagster.settings import check_base_url
 from svcdesk_dagster_tests.conftest import Project, unused_port
 from svcdesk_dagster_tests.dagster_runs import materialize
-from svcdesk_dagster_tests.truth import expected_rows, table_rows
+from svcdesk_dagster_tests.tables_vs_simulator import expected_rows, table_rows
+from svcdesk_simulator import Simulator
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))

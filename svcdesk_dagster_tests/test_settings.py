@@ -9,6 +9,7 @@ Settings that shape the definitions are checked when the code location loads, wh
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -16,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from svcdesk_dagster.simulator import Simulator
-from svcdesk_dagster.sources.http import RetrySettings
+from svcdesk_dagster.settings import SETTINGS, RetrySettings
+from svcdesk_dagster.sources import APIS
 from svcdesk_dagster_tests.conftest import Project
 from svcdesk_dagster_tests.dagster_runs import materialize
+from svcdesk_simulator import Simulator
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -175,3 +177,43 @@ def test_a_bad_load_setting_stops_the_code_location_from_loading(bad: BadSetting
     assert f"Setting {bad.variable} must be" in said
     for words in bad.says:
         assert words in said
+
+
+# -- the README's configuration tables against the settings module --------------------------------
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+SETTING_NAME = re.compile(r"\b(?:SVCDESK_[A-Z_]+[A-Z]|SOURCES__[A-Z_<>]+[A-Z]|DLT_DATA_DIR)\b")
+
+
+README_PATTERNS = {"SVCDESK_NEW_INCIDENTS_SENSOR"}
+"""Prefixes the README's summary rows name (`SVCDESK_NEW_INCIDENTS_SENSOR_*`)."""
+
+
+def as_listed(variable: str) -> str:
+    """`SOURCES__SERVICE_DESK__BASE_URL` -> `SOURCES__<API>__BASE_URL`, as `SETTINGS` lists it."""
+    for api in APIS:
+        variable = variable.replace(f"SOURCES__{api.name.upper()}__", "SOURCES__<API>__")
+    return variable
+
+
+def test_every_setting_is_in_the_readme_with_its_default() -> None:
+    lines = README.read_text().splitlines()
+    for setting in SETTINGS:
+        names = (
+            [setting.variable.replace("<API>", api.name.upper()) for api in APIS]
+            if setting.variable.startswith("SOURCES__<API>__BASE_URL")
+            or setting.variable.startswith("SOURCES__<API>__API_KEY")
+            else [setting.variable]
+        )
+        for name in names:
+            rows = [line for line in lines if line.startswith("|") and name in line]
+            assert rows, f"{name} is in no table of the README"
+            assert any(setting.default in row for row in rows), (
+                f"no README row of {name} gives its default {setting.default!r}"
+            )
+
+
+def test_every_setting_the_readme_names_is_in_the_settings_module() -> None:
+    listed = {setting.variable for setting in SETTINGS}
+    named = {as_listed(name) for name in SETTING_NAME.findall(README.read_text())}
+    assert named - listed - README_PATTERNS == set(), "named in the README, not in settings.SETTINGS"

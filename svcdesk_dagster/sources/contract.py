@@ -2,7 +2,7 @@
 
 Each API module declares its tables in its resource dicts: `columns` for the resource's table and
 `nested_hints` for the child tables dlt makes of its lists. `declared_tables` is the one reading of
-those declarations, for the guard here and for the `schema_contract` check (`checks.py`).
+those declarations, for the guard here and for the `schema_contract` check (`checks/schema_contract.py`).
 
 Why a guard at all: dlt coerces a value to its column's declared type whenever it can, silently.
 A vendor that starts sending `"priority": 3` gets `"3"` stored, `"customer_id": "42"` gets `42`,

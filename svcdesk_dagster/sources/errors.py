@@ -16,8 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
+from svcdesk_dagster.settings import MissingSettingError, env_var_name
 from svcdesk_dagster.sources.http import NotJsonAnswer, RedirectRefused, redact
-from svcdesk_dagster.sources.settings import MissingSettingError, env_var_name
 
 
 class VendorContractError(ValueError):

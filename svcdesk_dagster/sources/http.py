@@ -1,6 +1,6 @@
 """The one HTTP session both upstream APIs are called through.
 
-The seeds' retry policy lives here and nowhere else: retry 429, 500, 502, 503 and 504 (plus
+The retry policy lives here and nowhere else: retry 429, 500, 502, 503 and 504 (plus
 dropped connections, timeouts and bodies cut short) at most 3 times, with exponential backoff of
 factor 2 (2, 4, 8 s), honouring `Retry-After` between a floor (a `Retry-After: 0` would otherwise
 burn every retry within the same second the vendor is still counting) and a cap. Any other status
@@ -8,7 +8,7 @@ is final at once. dlt's `Client` is not used: it counts attempts rather than ret
 5xx, lets `Retry-After: 0` fall back to a backoff that can be shorter than the rate window, and
 the REST client calls `Session.send` directly, bypassing the timeout its session sets.
 
-The API key travels in the query string (the seeds' `location: query`), so any error message that
+The API key travels in the query string (`location: query`, docs/contract.md), so any error message that
 quotes a URL would show it. The session redacts it from every exception it raises, once, for both
 APIs, and raises the redacted exception *outside* the `except` block that caught the original:
 raised inside it, even `from None`, the new exception keeps the original as its `__context__`, and
@@ -22,11 +22,9 @@ redirect (following it would send the key, in the query, to an address nobody co
 from __future__ import annotations
 
 import functools
-import logging
 import re
 import time
 from collections import Counter
-from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -48,9 +46,8 @@ from tenacity import (
     stop_after_attempt,
 )
 
-from svcdesk_dagster.sources.settings import config_statuses, config_value, dlt_setting, refusal
+from svcdesk_dagster.settings import RetrySettings
 
-SEED_RETRY_STATUSES = (429, 500, 502, 503, 504)
 MAX_CONNECTIONS = 50
 USER_AGENT = "svcdesk_dagster (dlt rest_api)"
 RETRIED_EXCEPTIONS = (ConnectionError, Timeout, ChunkedEncodingError, ContentDecodingError)
@@ -58,59 +55,15 @@ RETRIED_EXCEPTIONS = (ConnectionError, Timeout, ChunkedEncodingError, ContentDec
 handshake (`SSLError`, a kind of `ConnectionError`) is not among them: a wrong scheme or port, or an
 untrusted certificate, fails the same way on every attempt."""
 JSON_STARTS = (b"{", b"[")
-_QUERY_SECRET = re.compile(r"(?i)(api_key=)[^&#\s'\"]+")
+API_KEY_PARAM = "api_key"
+"""The query parameter both vendors take the key in (docs/contract.md, Authentication)."""
+_QUERY_SECRET = re.compile(rf"(?i)({API_KEY_PARAM}=)[^&#\s'\"]+")
 REDACTED = "***"
 
 
-@dataclass(frozen=True)
-class RetrySettings:
-    """HTTP retry and timeout settings, read from `[sources.http]` (env `SOURCES__HTTP__*`)."""
-
-    max_retries: int = 3
-    backoff_factor: float = 2.0
-    max_retry_delay: float = 60.0
-    retry_after_floor: float = 1.0
-    request_timeout: float = 60.0
-    retry_statuses: tuple[int, ...] = SEED_RETRY_STATUSES
-
-    @classmethod
-    def from_config(cls) -> RetrySettings:
-        """The settings in force, each checked before any request: a bad one is an error naming
-        it and what it accepts. Unchecked, a negative retry count would pass silently, a timeout
-        of 0 would surface as urllib3's message from inside dlt's extract step, and a status
-        such as `5xx` as `int()`'s."""
-        defaults = cls()
-        settings = cls(
-            max_retries=config_value(
-                "sources.http.max_retries", defaults.max_retries, int, minimum=0, unit="retries"
-            ),
-            backoff_factor=config_value(
-                "sources.http.backoff_factor", defaults.backoff_factor, float, minimum=0
-            ),
-            max_retry_delay=config_value(
-                "sources.http.max_retry_delay", defaults.max_retry_delay, float,
-                minimum=0, unit="seconds",
-            ),
-            retry_after_floor=config_value(
-                "sources.http.retry_after_floor", defaults.retry_after_floor, float,
-                minimum=0, unit="seconds",
-            ),
-            request_timeout=config_value(
-                "sources.http.request_timeout", defaults.request_timeout, float,
-                minimum=0, above_minimum=True, unit="seconds",
-            ),
-            retry_statuses=config_statuses("sources.http.retry_statuses", defaults.retry_statuses),
-        )
-        if settings.retry_after_floor > settings.max_retry_delay:
-            # The floor is applied first and the cap last (`_wait`): the floor would be ignored.
-            raise refusal(
-                dlt_setting("sources.http.retry_after_floor"),
-                "a number of seconds from 0 up to the longest wait between retries, "
-                "SOURCES__HTTP__MAX_RETRY_DELAY (`max_retry_delay`), which is "
-                f"{settings.max_retry_delay:g}",
-                settings.retry_after_floor,
-            )
-        return settings
+def key_in_query(api_key: str) -> dict[str, str]:
+    """Where the key goes, as dlt's `api_key` auth takes it: in the query, as `api_key`."""
+    return {"name": API_KEY_PARAM, "api_key": api_key, "location": "query"}
 
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
@@ -173,7 +126,7 @@ def redacted_error(
 
 
 def retry_policy(settings: RetrySettings) -> Retrying:
-    """The seeds' policy: which answers to retry, how often, and how long to wait between."""
+    """The retry policy: which answers to retry, how often, and how long to wait between."""
     statuses = frozenset(settings.retry_statuses)
 
     def retried_status(state: RetryCallState) -> bool:
@@ -314,36 +267,11 @@ class TallyingAdapter(HTTPAdapter):
         return response
 
 
-class RedactingLogFilter(logging.Filter):
-    """Takes keys out of log records: urllib3 logs every request line, query string included,
-    at DEBUG, which is the first level anyone turns on when a sync misbehaves."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = redact(message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        return True
-
-
-LOGGERS_THAT_QUOTE_URLS = ("urllib3.connectionpool", "dlt")
-_LOG_FILTER = RedactingLogFilter()
-
-
-def redact_logs() -> None:
-    """Installs the filter on the loggers that quote request URLs (idempotent)."""
-    for name in LOGGERS_THAT_QUOTE_URLS:
-        logger = logging.getLogger(name)
-        if _LOG_FILTER not in logger.filters:
-            logger.addFilter(_LOG_FILTER)
-
-
 def build_session(
     settings: RetrySettings, secrets: tuple[str, ...] = (), tally: ResponseTally | None = None
 ) -> requests.Session:
-    """A session with the seeds' retry policy that never shows the given secrets in an error,
+    """A session with the retry policy that never shows the given secrets in an error,
     counting its responses into `tally` when one is given."""
-    redact_logs()
     session = requests.Session()
     session.headers["User-Agent"] = USER_AGENT
     adapter = (

@@ -6,7 +6,7 @@ Columns follow the vendor's field tables for incidents and services; `assignees`
 
 from __future__ import annotations
 
-from svcdesk_dagster.sources.rest import PAGINATOR, VendorApi, column, columns
+from svcdesk_dagster.sources.api import PAGINATOR, VendorApi, column, columns
 
 INCIDENT_COLUMNS = columns(
     id=column("text", False),
@@ -63,7 +63,7 @@ INCIDENT_MANAGEMENT = VendorApi(
             "write_disposition": "replace",
         },
     ),
-    window_params={"incidents": "updated_since"},
+    incremental_filters={"incidents": "updated_since"},
     descriptions={
         "incidents": (
             "On-call incidents, one row per incident, merged on `id` (incidents are resolved, "

@@ -16,12 +16,14 @@ paginator relies on that alone:
 - a page shorter than `limit` is the last one; `total` is never read (which also spares a second
   JSON parse of every page).
 
-It also opens the incremental window of a read (`SyncWindow`), the one thing a read must settle
-before its first request.
+The paginator knows nothing of incremental windows: it only calls `on_first_request` with the
+first request of each read, the one moment dlt's REST client offers before anything is sent
+(`dlt_source.py` hands it `SyncWindow.advance`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from dlt.sources.helpers.rest_client.paginators import OffsetPaginator
@@ -29,7 +31,6 @@ from dlt.sources.rest_api.config_setup import register_paginator
 from requests import Request, Response
 
 from svcdesk_dagster.sources.errors import VendorContractError
-from svcdesk_dagster.sources.window import SyncWindow
 
 PAGINATOR_TYPE = "vendor_offset"
 MAX_REWINDS = 50
@@ -46,12 +47,12 @@ class VendorOffsetPaginator(OffsetPaginator):
         self,
         limit: int = 100,
         id_field: str = "id",
-        window: SyncWindow | None = None,
+        on_first_request: Callable[[Request], None] | None = None,
         max_rewinds: int = MAX_REWINDS,
     ) -> None:
         super().__init__(limit=limit, total_path=None, stop_after_empty_page=True)
         self.id_field = id_field
-        self.window = window
+        self.on_first_request = on_first_request
         self.max_rewinds = max_rewinds
         self._last_id: Any = None
         self._rewinds = 0
@@ -59,8 +60,8 @@ class VendorOffsetPaginator(OffsetPaginator):
     def init_request(self, request: Request) -> None:
         self._last_id = None
         self._rewinds = 0
-        if self.window is not None:
-            self.window.open(request)
+        if self.on_first_request is not None:
+            self.on_first_request(request)
         super().init_request(request)
 
     def update_state(self, response: Response, data: list[Any] | None = None) -> None:

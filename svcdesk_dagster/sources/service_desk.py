@@ -6,7 +6,7 @@ Columns follow the vendor's field table for tickets, in dlt's snake_case with ne
 
 from __future__ import annotations
 
-from svcdesk_dagster.sources.rest import PAGINATOR, VendorApi, column, columns
+from svcdesk_dagster.sources.api import PAGINATOR, VendorApi, column, columns
 
 TICKET_COLUMNS = columns(
     id=column("bigint", False),
@@ -43,7 +43,7 @@ SERVICE_DESK = VendorApi(
             "nested_hints": {"tags": {"columns": TAG_COLUMNS}},
         },
     ),
-    window_params={"tickets": "updated_since"},
+    incremental_filters={"tickets": "updated_since"},
     descriptions={
         "tickets": (
             "Service-desk tickets, one row per live ticket, merged on `id`; soft-deleted tickets "

@@ -44,11 +44,12 @@ class SyncWindow:
     margin: timedelta
     incremental: bool = True
 
-    def open(self, request: Request) -> None:
-        """Sets the window's start on the first request and records the next window's start.
+    def advance(self, request: Request) -> None:
+        """Sends the window's start with a read's first request, and moves the stored start to
+        this read's start (less the margin) for the next read.
 
-        Runs inside dlt's extract step, so the state written here is committed only with the
-        data of this read.
+        Runs inside dlt's extract step (the paginator calls it), so the state written here is
+        committed only with the data of this read.
         """
         state = dlt.current.resource_state(self.resource)
         if self.incremental:
