@@ -2,7 +2,7 @@
 
 What it measures, in one run on one machine, for a simulator holding N tickets (default 100,000):
 
-* **floor**: every page of the plain listing with `requests` + `response.json()`, nothing else.
+* **plain requests**: every page of the plain listing with `requests` + `response.json()`, nothing else.
 * **bare dlt**: the project's own ticket source (`build_rest_source`, full read) in a plain
   `dlt.pipeline(...).run(...)` into DuckDB, with the project's loader format
   (`LOADER_FILE_FORMAT`), and with dlt's default (`insert_values`) behind `--with-default-loader`.
@@ -13,7 +13,7 @@ What it measures, in one run on one machine, for a simulator holding N tickets (
   `SyncConfig(full_refresh=True)`: replace from a complete read). The same first sync against a
   100-ticket simulator is the fixed cost; `(rows_N - rows_100) / (t_N - t_100)` is the steady
   throughput.
-* **1,000,000 tickets** (`--million`, on by default): the floor and the Dagster first sync, for the
+* **1,000,000 tickets** (`--million`, on by default): plain requests and the Dagster first sync, for the
   peak RSS at that size.
 * **import cost**: `python -c "import svcdesk_dagster"` against `python -c "import dagster_dlt,
   dlt"`, best of several fresh interpreters.
@@ -67,9 +67,9 @@ from bench.report import (
 )
 from svcdesk_dagster.naming import op_name, pipeline_name
 from svcdesk_dagster.resources import LOADER_FILE_FORMAT
-from svcdesk_dagster.simulator import Simulator
+from svcdesk_dagster.row_counts import table_counts
 from svcdesk_dagster.sources import SERVICE_DESK
-from svcdesk_dagster.tables import table_counts
+from svcdesk_simulator import Simulator, settings_for
 
 DEFAULT_TICKETS = 100_000
 FIXED_COST_TICKETS = 100
@@ -82,7 +82,7 @@ DEFAULT_SIMULATOR_CACHE_MB = 128
 SERVED_BYTES_PER_TICKET = 700
 """A served ticket's JSON is about 605 bytes with this seed's data; the rest is headroom."""
 SIMULATOR_TICKET_CACHE_SHARE = 0.6
-"""The part of the simulator's cache that holds tickets (`Simulator` docstring)."""
+"""The part of the simulator's cache that holds tickets (`VendorData`, svcdesk_simulator/vendor.py)."""
 FULL_REFRESH_CONFIG = {"ops": {op_name(SERVICE_DESK): {"config": {"full_refresh": True}}}}
 
 
@@ -130,13 +130,12 @@ def simulator_cache_mb(tickets: int) -> int:
 
 
 class Bench:
-    """One benchmark run: its options, scratch space, API key and progress log."""
+    """One benchmark run: its options, scratch space and progress log."""
 
     def __init__(self, args: argparse.Namespace, scratch: Path, launcher: Launcher) -> None:
         self.args = args
         self.scratch = scratch
         self.launcher = launcher
-        self.api_key = secrets.token_urlsafe(16)  # fresh per run, never printed
         self.env = base_environment()
         self._numbers = itertools.count(1)
         self._start = time.perf_counter()
@@ -150,14 +149,15 @@ class Bench:
 
     @contextmanager
     def simulator(self, tickets: int) -> Iterator[Simulator]:
-        """The service desk API with `tickets` tickets (no incidents: only tickets are measured)."""
+        """The service desk API with `tickets` tickets (no incidents: only tickets are measured),
+        and fresh keys, never printed."""
         self.log(f"starting the simulator with {tickets:,} tickets")
         with Simulator(
             tickets=tickets,
             incidents=0,
             services=0,
             seed=self.args.seed,
-            service_desk_api_key=self.api_key,
+            service_desk_api_key=secrets.token_urlsafe(16),
             incident_management_api_key=secrets.token_urlsafe(16),
             cache_megabytes=simulator_cache_mb(tickets),
         ) as sim:
@@ -169,8 +169,7 @@ class Bench:
         """Runs one measured command against `sim`; returns it and the ticket requests it made."""
         env = {
             **self.env,
-            "SOURCES__SERVICE_DESK__BASE_URL": sim.service_desk_url,
-            "SOURCES__SERVICE_DESK__API_KEY": self.api_key,
+            **settings_for(sim),
             "DESTINATION__DUCKDB__CREDENTIALS": str(workspace.duckdb_file),
             "DLT_DATA_DIR": str(workspace.dlt_dir),
             "DAGSTER_HOME": str(workspace.dagster_home),
@@ -178,7 +177,7 @@ class Bench:
         sim.reset_request_log()
         log_dir = workspace.root / "logs" / f"{next(self._numbers):02d}"
         run = run_process(self.launcher, command, env, log_dir, timeout_s=self.args.timeout)
-        check_succeeded(what, run, (self.api_key,))
+        check_succeeded(what, run, (sim.api_keys.service_desk, sim.api_keys.incident_management))
         requests = sim.request_count(resource="tickets")
         self.log(f"{what}: {run.wall_s:.2f} s, peak RSS {run.peak_rss_mb:.0f} MB, {requests} requests")
         return run, requests
@@ -196,20 +195,20 @@ def verify_load(workspace: Workspace, expected: Expected, what: str) -> int:
     return got[0]
 
 
-def measure_floor(bench: Bench, sim: Simulator, tickets: int, key: str) -> tuple[Measurement, Expected]:
-    """The floor, and from it what every load of this simulator must end up holding."""
-    workspace = bench.workspace("floor")
+def measure_plain_requests(bench: Bench, sim: Simulator, tickets: int, key: str) -> tuple[Measurement, Expected]:
+    """Plain requests, and from it what every load of this simulator must end up holding."""
+    workspace = bench.workspace("plain_requests")
     out = workspace.root / "result.json"
-    command = [sys.executable, "-m", "bench.probes", "floor", "--out", str(out)]
-    run, requests = bench.run(f"floor, {tickets:,} tickets", command, sim, workspace)
+    command = [sys.executable, "-m", "bench.probes", "plain-requests", "--out", str(out)]
+    run, requests = bench.run(f"plain requests, {tickets:,} tickets", command, sim, workspace)
     result = json.loads(out.read_text())
     if result["rows"] != result["listing_total"]:
         raise BenchError(
-            f"the floor read {result['rows']:,} tickets but the listing's total is "
+            f"plain requests read {result['rows']:,} tickets but the listing's total is "
             f"{result['listing_total']:,}"
         )
     measurement = Measurement(
-        key=key, label="floor: requests + json", tickets=tickets, rows=result["rows"],
+        key=key, label="plain requests + json", tickets=tickets, rows=result["rows"],
         requests=requests, wall_s=run.wall_s, work_s=result["work_s"],
         peak_rss_mb=run.peak_rss_mb, details={**result, "cpu_s": run.cpu_s},
     )
@@ -307,8 +306,8 @@ def measure_at_n(bench: Bench, tickets: int) -> list[Measurement]:
     repeat = bench.args.repeat
     with bench.simulator(tickets) as sim:
         # The first read fills the simulator's record cache: later paths then all read it warm.
-        warmup, expected = measure_floor(bench, sim, tickets, "floor_warmup")
-        measured = [best_of(repeat, lambda: measure_floor(bench, sim, tickets, "floor")[0])]
+        warmup, expected = measure_plain_requests(bench, sim, tickets, "plain_requests_warmup")
+        measured = [best_of(repeat, lambda: measure_plain_requests(bench, sim, tickets, "plain_requests")[0])]
         formats = [LOADER_FILE_FORMAT] + ([None] if bench.args.with_default_loader else [])
         for loader_file_format in formats:
             measured.append(best_of(
@@ -335,14 +334,14 @@ def measure_at_n(bench: Bench, tickets: int) -> list[Measurement]:
             ("dagster_full_refresh", "Dagster: full refresh", tickets), expected,
             FULL_REFRESH_CONFIG,
         ))
-    warmup.label = "floor, cold simulator cache (warm-up)"
+    warmup.label = "plain requests, cold simulator cache (warm-up)"
     return [*measured, warmup]
 
 
 def measure_fixed_cost(bench: Bench) -> Measurement:
     """The Dagster first sync of a 100-ticket simulator: what every run pays whatever its size."""
     with bench.simulator(FIXED_COST_TICKETS) as sim:
-        _, expected = measure_floor(bench, sim, FIXED_COST_TICKETS, "floor_fixed_cost")
+        _, expected = measure_plain_requests(bench, sim, FIXED_COST_TICKETS, "plain_requests_fixed_cost")
 
         def run() -> Measurement:
             return measure_dagster(
@@ -360,13 +359,13 @@ def measure_fixed_cost(bench: Bench) -> Measurement:
 def measure_million(bench: Bench) -> list[Measurement]:
     """Floor and Dagster first sync at 1,000,000 tickets: how memory grows with size."""
     with bench.simulator(MILLION) as sim:
-        floor, expected = measure_floor(bench, sim, MILLION, "floor_million")
+        plain, expected = measure_plain_requests(bench, sim, MILLION, "plain_requests_million")
         dagster = measure_dagster(
             bench, sim, bench.workspace("dagster-million"),
             ("dagster_first_sync_million", "Dagster: materialize tickets", MILLION), expected,
         )
-    floor.label = "floor, cold simulator cache (warm-up)"
-    return [floor, dagster]
+    plain.label = "plain requests, cold simulator cache (warm-up)"
+    return [plain, dagster]
 
 
 def measure_imports(bench: Bench) -> dict[str, list[ProcessRun]]:

@@ -1,4 +1,4 @@
-"""Reading back what landed in DuckDB: row counts per table, for the demo and the tests."""
+"""Reading back what landed in DuckDB: row counts per table, for the demo and the benchmark."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import duckdb
 
-DATASETS = ("service_desk", "incident_management")
+from svcdesk_dagster.sources import APIS
 
 
 def table_counts(database: Path) -> dict[str, int]:
@@ -16,7 +16,7 @@ def table_counts(database: Path) -> dict[str, int]:
             "SELECT table_schema, table_name FROM information_schema.tables "
             "WHERE table_schema IN (SELECT unnest(?)) AND table_name NOT LIKE '\\_dlt\\_%' ESCAPE '\\' "
             "ORDER BY 1, 2",
-            [list(DATASETS)],
+            [[api.name for api in APIS]],
         ).fetchall()
         return {
             f"{schema}.{table}": con.execute(f'SELECT count(*) FROM "{schema}"."{table}"').fetchone()[0]

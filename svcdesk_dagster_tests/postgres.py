@@ -130,7 +130,7 @@ class PostgresServer:
 
 @dataclass(frozen=True)
 class PostgresDatabase:
-    """One test's database; `query` is the seam `truth.py` reads tables through."""
+    """One test's database; `query` is the seam `tables_vs_simulator.py` reads tables through."""
 
     server: PostgresServer
     name: str
@@ -140,7 +140,7 @@ class PostgresDatabase:
         return self.server.url(self.name)
 
     def query(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Column names and rows of `sql`, as `truth.query` returns them for a DuckDB file."""
+        """Column names and rows of `sql`, as `tables_vs_simulator.query` returns them for a DuckDB file."""
         return self.server.execute(sql, self.name)
 
     def execute(self, sql: str) -> None:

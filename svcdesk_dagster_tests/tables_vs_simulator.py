@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import duckdb
 
-from svcdesk_dagster.simulator import Simulator
+from svcdesk_simulator import Simulator
 
 CHILD_LISTS = {"tickets": "tags", "incidents": "assignees"}
 
