@@ -17,17 +17,23 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 import requests
 
-from svcdesk_simulator import RequestInfo, Simulator
+from svcdesk_simulator import Budget, RequestInfo, Simulator
 
 SD_KEY, IM_KEY = "sd-test-key", "im-test-key"
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 EPOCH_START = "1970-01-01T00:00:00Z"
+BUDGET_HEADERS = {  # the contract's header styles: names of (limit, remaining, reset)
+    "ietf": ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"),
+    "x-ratelimit": ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"),
+    "x-rate-limit": ("X-Rate-Limit", "X-Rate-Limit-Remaining", "X-Rate-Limit-Reset"),
+}
 
 
 @pytest.fixture
@@ -77,6 +83,12 @@ def assert_error(response: requests.Response, status: int, code: str | None = No
     if code is not None:
         assert error["code"] == code
     return error
+
+
+def assert_error_response(response: requests.Response, status: int) -> requests.Response:
+    """``assert_error``, returning the response (to look at its headers)."""
+    assert_error(response, status)
+    return response
 
 
 # -- auth and routing ------------------------------------------------------------------
@@ -481,6 +493,189 @@ def test_random_faults_are_deterministic(http: requests.Session) -> None:
     assert first != outcomes(2)
 
 
+# -- a distant, rate-limited, busy vendor ---------------------------------------------------
+
+
+def at_window_start(sim: Simulator, window_seconds: int) -> None:
+    """Move the vendor's clock to just after a budget window starts, so that a test's
+    requests all fall in one window, whenever it runs."""
+    window_ms = window_seconds * 1000
+    sim.clock_offset += dt.timedelta(milliseconds=window_ms - sim.now_ms() % window_ms + 1)
+
+
+def budget_headers_in(response: requests.Response) -> list[str]:
+    return [name for name in response.headers if "ratelimit" in name.lower() or "rate-limit" in name.lower()]
+
+
+def timed_get(session: requests.Session, sim: Simulator, resource: str = "tickets") -> tuple[int, float]:
+    started = time.monotonic()
+    status = get(session, sim, resource, limit=1).status_code
+    return status, time.monotonic() - started
+
+
+def test_latency_delays_every_answer_and_concurrent_requests_overlap(sim: Simulator) -> None:
+    sim.pace(200)
+    sessions = [requests.Session() for _ in range(8)]  # one connection each
+    for session in sessions:
+        session.trust_env = False
+    try:
+        started = time.monotonic()
+        with ThreadPoolExecutor(len(sessions)) as pool:
+            answers = list(pool.map(lambda session: timed_get(session, sim), sessions))
+        elapsed = time.monotonic() - started
+    finally:
+        for session in sessions:
+            session.close()
+    assert all(status == 200 and took >= 0.19 for status, took in answers), answers
+    assert 0.19 <= elapsed < 8 * 0.2 * 0.75, elapsed  # in turn, they would take 1.6 s
+
+
+def test_latency_applies_to_errors_switches_off_and_validates(sim: Simulator, http: requests.Session) -> None:
+    sim.pace(300, jitter_ms=100)
+    started = time.monotonic()
+    assert_error(http.get(url(sim, "tickets"), params={"api_key": "nope"}), 401)
+    assert time.monotonic() - started >= 0.19
+    sim.pace(0)
+    assert timed_get(http, sim)[1] < 0.19
+    for latency_ms, jitter_ms in ((-1, 0), (100, 101), (float("inf"), 0)):
+        with pytest.raises(ValueError):
+            sim.pace(latency_ms, jitter_ms)
+
+
+@pytest.mark.parametrize("style", sorted(BUDGET_HEADERS))
+def test_budget_headers_count_down_then_429(sim: Simulator, http: requests.Session, style: str) -> None:
+    at_window_start(sim, 60)
+    sim.set_budget(3, 60, headers=style)
+    answers = [get(http, sim, "tickets", limit=1) for _ in range(4)]
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
+    limit, remaining, reset = BUDGET_HEADERS[style]
+    assert [answer.headers[remaining] for answer in answers] == ["2", "1", "0", "0"]
+    assert all(answer.headers[limit] == "3" and 1 <= int(answer.headers[reset]) <= 60 for answer in answers)
+    assert all(sorted(budget_headers_in(answer)) == sorted(BUDGET_HEADERS[style]) for answer in answers)
+    refused = answers[-1]
+    assert "budget" in assert_error(refused, 429, "rate_limited")["message"]
+    assert refused.headers["Retry-After"] == refused.headers[reset]
+
+
+def test_budget_announced_in_no_header_is_still_enforced(sim: Simulator, http: requests.Session) -> None:
+    at_window_start(sim, 60)
+    sim.set_budget(2, 60, headers="none")
+    answers = [get(http, sim, "services") for _ in range(3)]
+    assert [answer.status_code for answer in answers] == [200, 200, 429]
+    assert [budget_headers_in(answer) for answer in answers] == [[], [], []]
+    assert_error(answers[-1], 429, "rate_limited")
+    assert 1 <= int(answers[-1].headers["Retry-After"]) <= 60
+
+
+def test_each_api_key_has_its_own_budget(sim: Simulator, http: requests.Session) -> None:
+    at_window_start(sim, 60)
+    sim.set_budget(2, 60)
+    assert [get(http, sim, "tickets").status_code for _ in range(3)] == [200, 200, 429]
+    answers = [get(http, sim, resource) for resource in ("incidents", "services", "incidents")]  # one key
+    assert [answer.status_code for answer in answers] == [200, 200, 429]
+    assert [answer.headers["RateLimit-Remaining"] for answer in answers] == ["1", "0", "0"]
+
+
+def test_a_401_spends_no_budget_and_announces_none(sim: Simulator, http: requests.Session) -> None:
+    at_window_start(sim, 60)
+    sim.set_budget(2, 60)
+    wrong_key = {"api_key": "nope"}
+    assert budget_headers_in(assert_error_response(http.get(url(sim, "tickets"), params=wrong_key), 401)) == []
+    assert [get(http, sim, "tickets").headers["RateLimit-Remaining"] for _ in range(2)] == ["1", "0"]
+    assert budget_headers_in(assert_error_response(http.get(url(sim, "tickets"), params=wrong_key), 401)) == []
+
+
+def test_faults_come_before_the_budget_and_a_bad_query_spends_it(sim: Simulator, http: requests.Session) -> None:
+    at_window_start(sim, 60)
+    sim.set_budget(3, 60)
+    sim.faults.fail_next(1, status=503)
+    assert budget_headers_in(assert_error_response(get(http, sim, "tickets"), 503)) == []
+    assert assert_error_response(get(http, sim, "tickets", limit=101), 400).headers["RateLimit-Remaining"] == "2"
+    assert get(http, sim, "tickets").headers["RateLimit-Remaining"] == "1"
+
+
+def test_budget_windows_follow_the_vendors_clock(sim: Simulator, http: requests.Session) -> None:
+    at_window_start(sim, 60)
+    sim.set_budget(1, 60)
+    assert [get(http, sim, "tickets").status_code for _ in range(3)] == [200, 429, 429]
+    sim.clock_offset += dt.timedelta(seconds=60)
+    fresh = get(http, sim, "tickets")
+    assert fresh.status_code == 200 and fresh.headers["RateLimit-Remaining"] == "0"
+    sim.set_budget(None)
+    assert all(
+        answer.status_code == 200 and budget_headers_in(answer) == []
+        for answer in (get(http, sim, "tickets") for _ in range(3))
+    )
+
+
+def test_a_short_window_starts_afresh_in_real_time(http: requests.Session) -> None:
+    with Simulator(tickets=20, incidents=2, services=1, budget=Budget(1, 1, "x-rate-limit")) as simulator:
+        deadline = time.monotonic() + 10
+        statuses = []
+        while statuses[-2:] != [429, 200]:  # spent, then a fresh window
+            assert time.monotonic() < deadline, statuses
+            statuses.append(get(http, simulator, "tickets").status_code)
+            time.sleep(0.02)
+        assert statuses[0] == 200 and simulator.request_count(status=200) >= 2
+
+
+def test_constructor_keywords_and_budget_validation(http: requests.Session) -> None:
+    budget = Budget(5, 30, headers="x-ratelimit")
+    with Simulator(tickets=20, incidents=2, services=1, latency_ms=100, budget=budget) as simulator:
+        started = time.monotonic()
+        answer = get(http, simulator, "tickets")
+        assert time.monotonic() - started >= 0.09
+        assert answer.headers["X-RateLimit-Limit"] == "5" and answer.headers["X-RateLimit-Remaining"] == "4"
+    for requests_, window_seconds, headers in ((0, 60, "ietf"), (1.5, 60, "ietf"), (10, 0, "ietf"), (10, 60, "x")):
+        with pytest.raises(ValueError):
+            Budget(requests_, window_seconds, headers)  # type: ignore[arg-type]
+
+
+def changes_since(sim: Simulator, since: str, tickets: int, incidents: int) -> set[str]:
+    """Which kinds of change the records updated since ``since`` show."""
+    kinds = set()
+    for ticket in sim.all_tickets():
+        if ticket["updated_at"] >= since:
+            created = ticket["id"] > tickets
+            kinds.add("ticket created" if created else "ticket deleted" if ticket["deleted_at"] else "ticket updated")
+    for incident in sim.live_incidents():
+        if incident["updated_at"] >= since:
+            kinds.add("incident created" if int(incident["id"][3:]) > incidents else "incident updated")
+    return kinds
+
+
+def churn_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == "svcdesk-simulator-churn"]
+
+
+def test_churn_changes_the_ground_truth_until_stopped(sim: Simulator, http: requests.Session) -> None:
+    since = sim.now()
+    sim.start_churn(6_000)  # 100 a second
+    deadline = time.monotonic() + 10
+    kinds: set[str] = set()
+    while len(kinds) < 5:
+        assert time.monotonic() < deadline, kinds
+        time.sleep(0.02)
+        kinds = changes_since(sim, since, tickets=250, incidents=120)
+    sim.stop_churn()
+    assert churn_threads() == []
+    assert page_through(http, sim, "tickets", updated_since=EPOCH_START) == sim.all_tickets()
+    assert page_through(http, sim, "tickets") == sim.live_tickets()
+    assert page_through(http, sim, "incidents") == sim.live_incidents()
+
+
+def test_churn_stops_with_the_simulator_and_validates_its_rate() -> None:
+    simulator = Simulator(tickets=20, incidents=2, services=1).start()
+    simulator.start_churn(60)
+    simulator.start_churn(120)  # replaces the first
+    assert len(churn_threads()) == 1
+    simulator.stop()
+    assert churn_threads() == []
+    for per_minute in (-1, 1.5):
+        with pytest.raises(ValueError):
+            simulator.start_churn(per_minute)  # type: ignore[arg-type]
+
+
 # -- lifecycle, log, CLI entry point ---------------------------------------------------
 
 
@@ -507,28 +702,97 @@ def test_stop_is_quick_idempotent_and_frees_the_port(http: requests.Session) -> 
         socket.create_connection(("127.0.0.1", simulator.port), timeout=1).close()
 
 
+def run_in_foreground(command: list[str], check: Callable[[list[str]], None]) -> str:
+    """Start a simulator's foreground process, run ``check`` on its four-line banner, stop it
+    with Ctrl-C, and return all it printed; it must exit with 0."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(60, process.kill)  # a hung child must fail the test, not hang it
+    watchdog.start()
+    try:
+        banner = [process.stdout.readline() for _ in range(4)]  # type: ignore[union-attr]
+        check(banner)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+        return "".join(banner) + process.stdout.read()  # type: ignore[union-attr]
+    finally:
+        watchdog.cancel()
+        process.kill()
+        process.stdout.close()  # type: ignore[union-attr]
+
+
+def service_desk_url_in(banner: list[str]) -> str:
+    service_desk = re.search(r"http://127\.0\.0\.1:\d+/service-desk", banner[0])
+    assert service_desk and "/incident-management" in banner[1], banner
+    return service_desk.group(0)
+
+
 def test_serve_forever_prints_urls_and_stops_on_ctrl_c() -> None:
     code = (
         "from svcdesk_simulator import VendorSize, serve_forever; "
         "serve_forever(0, VendorSize(tickets=20, incidents=5, services=2, seed=1), 'secret-sd-key', 'secret-im-key')"
     )
-    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    watchdog = threading.Timer(60, process.kill)  # a hung child must fail the test, not hang it
-    watchdog.start()
-    try:
-        banner = [process.stdout.readline() for _ in range(3)]  # type: ignore[union-attr]
-        service_desk = re.search(r"http://127\.0\.0\.1:\d+/service-desk", banner[0])
-        assert service_desk and "/incident-management" in banner[1], banner
-        response = requests.get(f"{service_desk.group(0)}/v1/tickets", params={"api_key": "secret-sd-key"}, timeout=10)
-        assert response.json()["total"] > 0
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=10) == 0
-        output = "".join(banner) + process.stdout.read()  # type: ignore[union-attr]
-    finally:
-        watchdog.cancel()
-        process.kill()
-        process.stdout.close()  # type: ignore[union-attr]
-    assert "secret" not in output
+
+    def check(banner: list[str]) -> None:
+        response = requests.get(
+            f"{service_desk_url_in(banner)}/v1/tickets", params={"api_key": "secret-sd-key"}, timeout=10
+        )
+        assert response.json()["total"] > 0 and budget_headers_in(response) == []
+        assert banner[2].split(":", 1)[1].strip() == "no latency; no request budget; no churn"
+
+    assert "secret" not in run_in_foreground([sys.executable, "-c", code], check)
+
+
+def test_cli_simulate_answers_like_a_distant_rate_limited_vendor() -> None:
+    command = [
+        sys.executable, "-m", "svcdesk_dagster.cli", "simulate", "--port", "0",
+        "--service-desk-api-key", "secret-sd-key", "--incident-management-api-key", "secret-im-key",
+        "--tickets", "20", "--incidents", "5", "--services", "2",
+        "--latency-ms", "100", "--jitter-ms", "20", "--budget", "50/86400", "--rate-limit-headers", "x-ratelimit",
+        "--churn", "60",
+    ]
+
+    def check(banner: list[str]) -> None:
+        assert banner[2].split(":", 1)[1].strip() == (
+            "latency 100 ms +- 20 ms; budget 50 requests per 86400 s per API key "
+            "(X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset); churn 60 changes a minute"
+        ), banner
+        started = time.monotonic()
+        response = requests.get(
+            f"{service_desk_url_in(banner)}/v1/tickets", params={"api_key": "secret-sd-key"}, timeout=10
+        )
+        assert time.monotonic() - started >= 0.075
+        assert (response.headers["X-RateLimit-Limit"], response.headers["X-RateLimit-Remaining"]) == ("50", "49")
+
+    assert "secret" not in run_in_foreground(command, check)
+
+
+@pytest.mark.parametrize("budget, expected", [("1200/60", Budget(1200, 60)), ("5/0.5", Budget(5, 0.5))])
+def test_cli_budget_option(budget: str, expected: Budget) -> None:
+    from svcdesk_dagster.cli import build_parser
+
+    assert build_parser().parse_args(["simulate", "--port", "0", "--budget", budget]).budget == expected
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        *(["--budget", bad] for bad in ("1200", "0/60", "-1/60", "1.5/60", "12/0", "12/-1", "a/b", "12/60/1",
+                                         "12/nan", "/60")),
+        ["--rate-limit-headers", "none"],  # without --budget
+        ["--budget", "10/60", "--rate-limit-headers", "x-ratelimits"],
+        ["--latency-ms", "5", "--jitter-ms", "6"],
+        ["--latency-ms", "-5"],
+        ["--churn", "-1"],
+    ],
+)
+def test_cli_rejects_bad_vendor_conditions(arguments: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from svcdesk_dagster.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["simulate", "--port", "0", *arguments])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert "error:" in error and any(option in error for option in arguments if option.startswith("--")), error
 
 
 # -- scale ----------------------------------------------------------------------------------

@@ -8,14 +8,18 @@ switches for every failure the contract promises and hooks to change data mid-sy
         sim.service_desk_url          # http://127.0.0.1:<port>/service-desk
         settings_for(sim)             # the environment that points a sync at both APIs
         sim.faults.fail_next(2)       # the next two requests answer 503
+        sim.pace(250, jitter_ms=100)  # every answer takes 150-350 ms, like a distant vendor's
+        sim.set_budget(1200, 60)      # 1,200 requests a minute per API key, in RateLimit-* headers
+        sim.start_churn(30)           # 30 records change a minute, as other users work
         sim.live_tickets()            # what the destination should end up holding
 
 It is a package of its own, importing nothing from the code location (``svcdesk_dagster``), so
 starting it loads no Dagster. ``Simulator`` (``app.py``) is its one public object, made of one
 part per job: the data (``vendor.py``, sized by ``VendorSize``), listings and paging
 (``listings.py``), mutations (``mutations.py``), routing and auth (``routing.py``), hooks
-(``hooks.py``), the request log (``request_log.py``), the clock (``clock.py``) and the server's
-lifecycle (``background.py``).
+(``hooks.py``), the request log (``request_log.py``), the clock (``clock.py``), the server's
+lifecycle (``background.py``), and what makes it answer like a distant, rate-limited, busy
+vendor: latency (``latency.py``), the request budget (``budget.py``) and churn (``churn.py``).
 
 Design, and why:
 
@@ -55,6 +59,7 @@ without it). With 1,000,000 tickets the simulator is built and started in 0.12 s
 """
 
 from svcdesk_simulator.app import Simulator, serve_forever, settings_for
+from svcdesk_simulator.budget import RATE_LIMIT_HEADER_STYLES, Budget
 from svcdesk_simulator.faults import Faults
 from svcdesk_simulator.hooks import HookHandle
 from svcdesk_simulator.request_log import RequestInfo
@@ -62,5 +67,6 @@ from svcdesk_simulator.routing import ApiKeys
 from svcdesk_simulator.vendor import VendorSize
 
 __all__ = [
-    "ApiKeys", "Faults", "HookHandle", "RequestInfo", "Simulator", "VendorSize", "serve_forever", "settings_for",
+    "RATE_LIMIT_HEADER_STYLES", "ApiKeys", "Budget", "Faults", "HookHandle", "RequestInfo", "Simulator", "VendorSize",
+    "serve_forever", "settings_for",
 ]

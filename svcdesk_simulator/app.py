@@ -15,9 +15,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from svcdesk_simulator.background import BackgroundServer
+from svcdesk_simulator.budget import Budget, RequestBudget
+from svcdesk_simulator.churn import Churn
 from svcdesk_simulator.clock import Clock
 from svcdesk_simulator.faults import Faults
 from svcdesk_simulator.hooks import HookHandle, Hooks
+from svcdesk_simulator.latency import Latency
 from svcdesk_simulator.listings import Listings
 from svcdesk_simulator.mutations import Mutations
 from svcdesk_simulator.request_log import RequestInfo, RequestLog
@@ -37,7 +40,8 @@ class Simulator:
     listed, so the plain ticket listing shows ``len(live_tickets())`` records, not ``tickets``.
     ``cache_megabytes`` bounds the serialised-record cache (``VendorData``).
     ``request_log_limit`` keeps only that many latest entries in ``requests`` (None: all),
-    for long-running servers.
+    for long-running servers. ``latency_ms``/``jitter_ms`` and ``budget`` start it paced and
+    budgeted, as ``pace`` and ``set_budget`` do.
     """
 
     def __init__(
@@ -49,6 +53,9 @@ class Simulator:
         port: int = 0,
         cache_megabytes: int = 128,
         request_log_limit: int | None = None,
+        latency_ms: float = 0.0,
+        jitter_ms: float = 0.0,
+        budget: Budget | None = None,
         **size_fields: Any,
     ) -> None:
         self.size = dataclasses.replace(size, **size_fields)
@@ -61,8 +68,14 @@ class Simulator:
         data = VendorData(self.size, cache_megabytes)
         self._listings = Listings(data)
         self._mutations = Mutations(data, self._clock)
+        self._latency = Latency(self.seed, latency_ms, jitter_ms)
+        self._budget = RequestBudget(self._clock, budget)
+        self._churn = Churn(data, self._mutations, self.seed)
         self._server = BackgroundServer(port)
-        self._router = Router(self._keys, self._listings, self._hooks, self.faults, self._log, self._server.stopping)
+        self._router = Router(
+            self._keys, self._listings, self._hooks, self.faults, self._log, self._server.stopping,
+            self._latency, self._budget,
+        )
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -72,7 +85,8 @@ class Simulator:
         return self
 
     def stop(self) -> None:
-        """Stop serving, close every connection, join the threads. Idempotent."""
+        """Stop the churn and serving, close every connection, join the threads. Idempotent."""
+        self._churn.stop()
         self._server.stop()
 
     def __enter__(self) -> Simulator:
@@ -175,6 +189,29 @@ class Simulator:
         untransformed ``updated_at``."""
         self._mutations.set_field_transform(resource, field, fn)
 
+    # -- a distant, rate-limited, busy vendor ------------------------------------------
+
+    def pace(self, latency_ms: float, jitter_ms: float = 0.0) -> None:
+        """Every answer waits ``latency_ms`` (+- a seeded uniform ``jitter_ms``, at most
+        ``latency_ms``) before it is sent, on its own connection, so concurrent requests
+        overlap; 0 switches it off (``latency.py``)."""
+        self._latency.set(latency_ms, jitter_ms)
+
+    def set_budget(self, requests: int | None, window_seconds: float = 60.0, headers: str = "ietf") -> None:
+        """Each API key may make ``requests`` requests per fixed window of ``window_seconds``,
+        then gets 429s; announced in ``headers`` style ("ietf", "x-ratelimit", "x-rate-limit" or
+        "none"). ``None`` switches it off. Counters start afresh (``budget.py``)."""
+        self._budget.configure(None if requests is None else Budget(requests, window_seconds, headers))
+
+    def start_churn(self, per_minute: int) -> None:
+        """Change ``per_minute`` records a minute, evenly spread, from a background thread
+        (0 stops it), until ``stop_churn`` or ``stop`` (``churn.py``)."""
+        self._churn.start(per_minute)
+
+    def stop_churn(self) -> None:
+        """Stop the churn; returns once its thread has ended. Idempotent."""
+        self._churn.stop()
+
     # -- clock -----------------------------------------------------------------------
 
     @property
@@ -232,29 +269,59 @@ def settings_for(
     }
 
 
-def serve_forever(port: int, size: VendorSize, service_desk_api_key: str, incident_management_api_key: str) -> None:
+def serve_forever(
+    port: int,
+    size: VendorSize,
+    service_desk_api_key: str,
+    incident_management_api_key: str,
+    *,
+    latency_ms: float = 0.0,
+    jitter_ms: float = 0.0,
+    budget: Budget | None = None,
+    churn_per_minute: int = 0,
+) -> None:
     """Run a simulator in the foreground until Ctrl-C (or SIGTERM), then stop cleanly.
 
-    Prints the two base URLs (never the keys). Keeps only the last 10,000 request-log
-    entries, since a long-running server would otherwise grow without bound."""
+    Prints the two base URLs and, in one line, the latency, budget and churn in force (never
+    the keys). Keeps only the last 10,000 request-log entries, since a long-running server
+    would otherwise grow without bound."""
     simulator = Simulator(
         size,
         service_desk_api_key=service_desk_api_key,
         incident_management_api_key=incident_management_api_key,
         port=port,
         request_log_limit=SERVE_FOREVER_LOG_LIMIT,
+        latency_ms=latency_ms,
+        jitter_ms=jitter_ms,
+        budget=budget,
     )
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C
     try:  # around everything: Ctrl-C may land anywhere, even before the wait starts
         with simulator:
-            _print_banner(simulator)
+            simulator.start_churn(churn_per_minute)
+            _print_banner(simulator, _conditions(latency_ms, jitter_ms, budget, churn_per_minute))
             threading.Event().wait()
     except KeyboardInterrupt:
         pass
 
 
-def _print_banner(simulator: Simulator) -> None:
+def _print_banner(simulator: Simulator, conditions: str) -> None:
     print(f"Service desk API:         {simulator.service_desk_url}", flush=True)
     print(f"Incident management API:  {simulator.incident_management_url}", flush=True)
+    print(f"Vendor conditions:        {conditions}", flush=True)
     print("Press Ctrl-C to stop.", flush=True)
+
+
+def _conditions(latency_ms: float, jitter_ms: float, budget: Budget | None, churn_per_minute: int) -> str:
+    """What ``serve_forever`` switched on, in words: "latency 200 ms +- 50 ms; budget ...; no churn"."""
+    latency = f"latency {latency_ms:g} ms" if latency_ms else "no latency"
+    if jitter_ms:  # never without latency_ms: the jitter is at most the latency
+        latency += f" +- {jitter_ms:g} ms"
+    if budget is None:
+        rate_limit = "no request budget"
+    else:
+        announced = ", ".join(budget.header_names) or "announced in no header"
+        rate_limit = f"budget {budget.requests} requests per {budget.window_seconds:g} s per API key ({announced})"
+    churn = f"churn {churn_per_minute} changes a minute" if churn_per_minute else "no churn"
+    return f"{latency}; {rate_limit}; {churn}"

@@ -210,6 +210,10 @@ _PRIORITY = _weighted({"null": 20, '"low"': 25, '"normal"': 35, '"high"': 15, '"
 _INCIDENT_STATUS_RECENT = _weighted({"triggered": 35, "acknowledged": 35, "resolved": 30})
 _INCIDENT_STATUS_OLD = _weighted({"resolved": 96, "acknowledged": 2, "triggered": 2})
 _SERVICE_STATUS = _weighted({"active": 80, "maintenance": 10, "disabled": 10})
+# The values these fields take, for the changes the simulator makes itself (churn.py).
+TICKET_STATUSES = tuple(dict.fromkeys(_TICKET_STATUS_RECENT))
+TICKET_PRIORITIES = tuple(json.loads(priority) for priority in dict.fromkeys(_PRIORITY))
+INCIDENT_STATUSES = tuple(dict.fromkeys(_INCIDENT_STATUS_RECENT))
 _SUBJECTS = vocab.combined(vocab.TICKET_AREAS, vocab.TICKET_PROBLEMS)
 _TITLES = vocab.combined(vocab.COMPONENTS, vocab.SYMPTOMS)
 _SERVICE_NAMES = vocab.combined(vocab.COMPONENTS, vocab.SERVICE_SUFFIXES, separator="")

@@ -7,7 +7,10 @@ generator, one draw per request. Everything is guarded by a lock because the ser
 answers each connection on its own thread.
 
 Precedence when several are armed: outage, then one-shot faults, then random faults, then
-the rate limit. ``slow`` delays whatever the answer is.
+the rate limit. ``slow`` delays whatever the answer is, and the latency (``latency.py``) comes
+on top of it. Faults come before the vendor itself (``routing.py``): a faulted answer needs no
+valid key, and neither spends nor announces the request budget (``budget.py``); "drop" and
+"truncate" cut short the vendor's own answer, which did spend it.
 """
 
 from __future__ import annotations

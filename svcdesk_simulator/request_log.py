@@ -25,7 +25,8 @@ class RequestInfo:
     ``status``: None while hooks run; then the status answered, or 0 when a "drop" or
     "truncate" fault kept the client from getting a complete response.
     ``fault``: the injected fault's kind ("error", "html_502", "drop", "truncate",
-    "rate_limited"), or None.
+    "rate_limited"), or None; a 429 for a spent request budget (``budget.py``) is the vendor's
+    own answer, not a fault.
     """
 
     api: str | None

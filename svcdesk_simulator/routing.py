@@ -2,9 +2,12 @@
 
 Which path is which resource (``ROUTES``), the API-key check of each API, and the error answers
 a vendor gives: 404 for an unknown path, 405 for a method other than GET, 401 for a missing or
-wrong key, 400 for an invalid query (``listings.py``), and 500 when a test's hook, extra field
-or transform fails. Between arrival and answer, hooks run (``hooks.py``) and injected faults
-(``faults.py``) are carried out; the request and its status go to the request log.
+wrong key, 429 when the key's request budget is spent (``budget.py``), 400 for an invalid query
+(``listings.py``), and 500 when a test's hook, extra field or transform fails. Between arrival
+and answer, hooks run (``hooks.py``) and injected faults (``faults.py``) are carried out, in
+that order, before the key check and the budget; every answer then waits out the latency
+(``latency.py``), on its own connection thread and holding no lock, and the request and its
+status go to the request log.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import parse_qs
 
+from svcdesk_simulator.budget import Headers, RequestBudget
 from svcdesk_simulator.faults import Decision, Faults
 from svcdesk_simulator.hooks import Hooks
+from svcdesk_simulator.latency import Latency
 from svcdesk_simulator.listings import BadRequest, Listings
 from svcdesk_simulator.request_log import RequestInfo, RequestLog
 from svcdesk_simulator.server import Response
@@ -58,19 +63,23 @@ class ApiKeys:
 
 class Router:
     """The ``server.Application`` of the simulator: answers each request, on its connection's
-    thread. ``stopping`` is set when the server stops, and cuts a "slow" fault's wait short."""
+    thread. ``stopping`` is set when the server stops, and cuts a "slow" fault's wait and the
+    latency short."""
 
     def __init__(self, keys: ApiKeys, listings: Listings, hooks: Hooks, faults: Faults, log: RequestLog,
-                 stopping: threading.Event) -> None:
+                 stopping: threading.Event, latency: Latency, budget: RequestBudget) -> None:
         self._keys = keys
         self._listings = listings
         self._hooks = hooks
         self._faults = faults
         self._log = log
         self._stopping = stopping
+        self._latency = latency
+        self._budget = budget
 
     def respond(self, method: str, target: str) -> Response:
-        """Answer one HTTP request, and log it (unless it is the readiness probe)."""
+        """Answer one HTTP request after the latency, and log it (unless it is the readiness
+        probe, which answers at once)."""
         path, _, query = target.partition("?")
         if path == HEALTH_PATH:
             return Response(200, b'{"status":"ok"}')
@@ -82,6 +91,9 @@ class Router:
         except Exception:  # a failing hook, extra field or transform: show it, keep serving
             traceback.print_exc()
             response = _error(500, "the simulator failed answering this request; see its stderr")
+        delay = self._latency.next_delay()
+        if delay:
+            self._stopping.wait(delay)
         self._log.record(info, response.status if response.mode == "full" else 0)
         return response
 
@@ -110,13 +122,18 @@ class Router:
         api, resource = route
         if not self._keys.accepts(api, params.get("api_key")):
             return _error(401, "missing or invalid api_key")
+        allowance = self._budget.spend(api)
+        if not allowance.admitted:
+            retry_after = (("Retry-After", str(allowance.reset_seconds)),)
+            message = f"over the request budget of this api_key; retry in {allowance.reset_seconds} s"
+            return _error(429, message, retry_after + allowance.headers)
         try:
-            return Response(200, self._listings.page_body(resource, params))
+            return Response(200, self._listings.page_body(resource, params), headers=allowance.headers)
         except BadRequest as bad:
-            return _error(400, str(bad))
+            return _error(400, str(bad), allowance.headers)
 
 
-def _error(status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> Response:
+def _error(status: int, message: str, headers: Headers = ()) -> Response:
     """The vendor's JSON error answer: ``{"error": {"code": ..., "message": ...}}``."""
     code = _ERROR_CODES.get(status) or HTTPStatus(status).phrase.lower().replace(" ", "_")
     return Response(status, encode_json({"error": {"code": code, "message": message}}), headers=headers)
