@@ -1,4 +1,5 @@
-"""The measured work of plain requests and of the bare dlt pipeline: `python -m bench.probes ...`.
+"""The measured work of plain requests, of the bare dlt pipeline and of the seed configuration of
+dlt's `rest_api_source` (the vendor-paced peer): `python -m bench.probes ...`.
 
 `bench.run` starts each probe in a fresh interpreter, so its imports and memory are its own. A
 probe times only its work (the parent times the whole process) and writes one JSON object to
@@ -120,15 +121,59 @@ def bare_dlt(loader_file_format: str | None) -> dict[str, Any]:
     }
 
 
+def seed_rest_api() -> dict[str, Any]:
+    """The peer: the seed configuration of dlt's `rest_api_source` for tickets, as a user of dlt
+    alone would run it (offset paginator, limit 100, one page after another, no rate limiting),
+    in a plain pipeline into DuckDB. The resource is named `tickets` (the seed says
+    `service_desk_tickets`) so that its table is checked like the project's."""
+    import dlt
+    from dlt.sources.rest_api import rest_api_source
+
+    source = rest_api_source({
+        "client": {
+            "base_url": os.environ["SOURCES__SERVICE_DESK__BASE_URL"],
+            "auth": {
+                "type": "api_key",
+                "name": "api_key",
+                "api_key": os.environ["SOURCES__SERVICE_DESK__API_KEY"],
+                "location": "query",
+            },
+        },
+        "resource_defaults": {"primary_key": "id", "write_disposition": "merge"},
+        "resources": [{
+            "name": "tickets",
+            "endpoint": {
+                "path": "/v1/tickets",
+                "data_selector": "data",
+                "paginator": {"type": "offset", "limit": PAGE_LIMIT},
+            },
+        }],
+    }, name="service_desk")
+    pipeline = dlt.pipeline(
+        pipeline_name="bench_seed_rest_api",
+        destination=dlt.destinations.duckdb(
+            credentials=os.environ["DESTINATION__DUCKDB__CREDENTIALS"]
+        ),
+        dataset_name="service_desk",
+    )
+    start = time.perf_counter()
+    pipeline.run(source)
+    return {"work_s": round(time.perf_counter() - start, 3)}
+
+
+PROBES = {"plain-requests": plain_requests, "seed-rest-api": seed_rest_api}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.probes", description=__doc__)
-    parser.add_argument("probe", choices=("plain-requests", "bare-dlt"))
+    parser.add_argument("probe", choices=(*PROBES, "bare-dlt"))
     parser.add_argument("--out", required=True, type=Path, help="where to write the JSON result")
     parser.add_argument(
         "--loader-file-format", default=None, help="bare-dlt: dlt's loader format (default: dlt's)"
     )
     args = parser.parse_args(argv)
-    result = plain_requests() if args.probe == "plain-requests" else bare_dlt(args.loader_file_format)
+    probe = PROBES.get(args.probe)
+    result = probe() if probe is not None else bare_dlt(args.loader_file_format)
     result["peak_rss_self_mb"] = round(memory_mb("VmHWM"), 1)
     args.out.write_text(json.dumps(result))
     return 0

@@ -3,7 +3,7 @@
 What it measures, in one run on one machine, for a simulator holding N tickets (default 100,000):
 
 * **plain requests**: every page of the plain listing with `requests` + `response.json()`, nothing else.
-* **bare dlt**: the project's own ticket source (`build_rest_source`, full read) in a plain
+* **bare dlt**: the project's own ticket source (`open_read(...).dlt_source()`, full read) in a plain
   `dlt.pipeline(...).run(...)` into DuckDB, with the project's loader format
   (`LOADER_FILE_FORMAT`), and with dlt's default (`insert_values`) behind `--with-default-loader`.
 * **Dagster**: `dagster asset materialize -m svcdesk_dagster --select tickets`, the command a user

@@ -8,7 +8,7 @@ no secret: the real source is built inside the run, from the configuration in fo
 
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dagster import (
     AssetExecutionContext,
@@ -45,7 +45,10 @@ from svcdesk_dagster.settings import (
     freshness_window,
     step_retries,
 )
-from svcdesk_dagster.sources import ApiRead, VendorApi, open_read
+from svcdesk_dagster.sources import VendorApi, open_read
+
+if TYPE_CHECKING:
+    from svcdesk_dagster.sources import ApiRead
 
 
 def sync_retry_policy() -> RetryPolicy:
@@ -137,7 +140,7 @@ def run_sync(
     """Builds the real source from the configuration in force and loads the selected assets."""
     try:
         # Every setting the run reads, checked before the first request or write.
-        read = open_read(api, full_refresh=config.full_refresh)
+        read = open_read(api, full_refresh=config.full_refresh, log=context.log)
         destination_name()  # checked at load too, but the environment may have changed since
     except (MissingSettingError, ValueError) as error:
         # A missing or malformed setting does not fix itself: fail at once, without retries.
@@ -164,7 +167,7 @@ def run_sync(
         read.close()
 
 
-def failure_of(read: ApiRead, error: Exception) -> Failure:
+def failure_of(read: "ApiRead", error: Exception) -> Failure:
     """The step's failure, said for the person on call. Only what may pass (a 429, a 5xx, a
     dropped connection, a DuckDB file another process holds) is worth Dagster's retries: retrying
     a wrong key, a rejected request or a broken record repeats the failure."""
@@ -175,7 +178,7 @@ def failure_of(read: ApiRead, error: Exception) -> Failure:
     return Failure(description=explanation.message, allow_retries=explanation.transient)
 
 
-def with_run_metadata(result: Any, read: ApiRead, pipeline: Pipeline) -> MaterializeResult:
+def with_run_metadata(result: Any, read: "ApiRead", pipeline: Pipeline) -> MaterializeResult:
     """dagster-dlt's result, with the real table name, the table's rows after the load (also
     when the run brought none), and what this run read: rows, pages, retried responses, mode."""
     api, tally = read.api, read.tally

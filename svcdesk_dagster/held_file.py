@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
 from dagster import Failure
 
 from svcdesk_dagster.settings import DUCKDB_WAIT_ENV, duckdb_wait_seconds
@@ -77,6 +76,8 @@ def wait_until_free(path: Path, log: Any) -> None:
 def current_holder(path: Path) -> Holder | None:
     """Who keeps `path` from being opened for writing now, or None when nobody does (or when it
     cannot be opened for another reason, which the step then reports as it opens the file)."""
+    import duckdb  # here, not at import: the code location loads without DuckDB's modules
+
     try:
         duckdb.connect(str(path)).close()
     except duckdb.Error as error:

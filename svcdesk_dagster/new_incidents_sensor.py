@@ -23,6 +23,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import requests
 from dagster import (
@@ -37,6 +38,9 @@ from dagster import (
 )
 
 from svcdesk_dagster.jobs import AssetJob, sync_job
+
+if TYPE_CHECKING:
+    from svcdesk_dagster.sources import ApiRead
 from svcdesk_dagster.settings import (
     MissingSettingError,
     RetrySettings,
@@ -45,7 +49,6 @@ from svcdesk_dagster.settings import (
 )
 from svcdesk_dagster.sources import (
     INCIDENT_MANAGEMENT,
-    ApiRead,
     iso_timestamp,
     open_read,
     redact,

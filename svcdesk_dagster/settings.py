@@ -61,6 +61,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SOURCES__<API>__API_KEY", "required", "run", "the key the vendor issued"),
     Setting("SOURCES__<API>__ALLOW_PLAIN_HTTP", "false", "run", "plain http:// to another machine"),
     Setting("SOURCES__<API>__CLOCK_SKEW_MARGIN", "300", "run", "seconds the vendor's clock may be off"),
+    Setting("SOURCES__<API>__REQUESTS_PER_MINUTE", "none", "run", "budget when none is announced"),
+    Setting("SOURCES__<API>__MAX_CONCURRENCY", "8", "run", "pages of one listing read at once"),
+    Setting("SOURCES__<API>__RATE_LIMIT_HEADERS", "ietf", "run", "headers announcing the budget"),
     # The HTTP policy (`[sources.http]`)
     Setting("SOURCES__HTTP__MAX_RETRIES", "3", "run", "retries after the first attempt"),
     Setting("SOURCES__HTTP__BACKOFF_FACTOR", "2", "run", "backoff factor between retries"),
@@ -81,6 +84,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SVCDESK_STEP_RETRIES", "3", "load", "Dagster's retries of a failed sync step"),
     Setting("SVCDESK_STEP_RETRY_DELAY_SECONDS", "10", "load", "first wait before such a retry"),
     Setting("SVCDESK_POOL_WAIT_SECONDS", "3600", "run", "longest wait for a pool another run holds"),
+    Setting("SVCDESK_PROGRESS_INTERVAL_SECONDS", "10", "run", "seconds between progress lines"),
     Setting("SVCDESK_SERVICE_DESK_CRON", "0 * * * *", "load", "cron of service_desk_schedule"),
     Setting("SVCDESK_INCIDENT_MANAGEMENT_CRON", "*/15 * * * *", "load",
             "cron of incident_management_schedule"),
@@ -150,6 +154,7 @@ def config_value(
     minimum: float | None = None,
     above_minimum: bool = False,
     unit: str | None = None,
+    example: float | None = None,
 ) -> Any:
     """One optional setting from dlt's config (environment or `.dlt/config.toml`): `default` when
     unset or blank, else the value as `expected_type`. A number must be finite and, with a
@@ -160,7 +165,7 @@ def config_value(
         return default
     if expected_type in (int, float):
         return checked_number(
-            dlt_setting(path), value, default,
+            dlt_setting(path), value, default if example is None else example,
             minimum=minimum, above_minimum=above_minimum, unit=unit, kind=expected_type,
         )
     try:
@@ -271,6 +276,30 @@ class ApiSettings:
     clock_skew_margin: timedelta = timedelta(seconds=DEFAULT_CLOCK_SKEW_MARGIN_SECONDS)
     """How far the vendor's clock may be off ours: each incremental window starts this much
     before the previous read started (>= 0; a negative margin would lose changes)."""
+    pace: ReadPace = field(default_factory=lambda: ReadPace())
+
+
+RATE_LIMIT_HEADER_SETS: dict[str, tuple[str, str, str]] = {
+    # name: (limit, remaining, seconds until the window starts afresh)
+    "ietf": ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"),
+    "x-ratelimit": ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"),
+    "x-rate-limit": ("X-Rate-Limit", "X-Rate-Limit-Remaining", "X-Rate-Limit-Reset"),
+}
+"""The ways vendors announce their request budget (docs/contract.md, Request budget)."""
+
+
+@dataclass(frozen=True)
+class ReadPace:
+    """How fast one API may be read: the budget and the pages in flight.
+
+    `requests_per_minute` is the budget when the vendor announces none (or a lower one than it
+    announces: the lower wins); `max_concurrency` the most pages of one listing read at once;
+    `rate_limit_headers` which headers announce the vendor's budget.
+    """
+
+    requests_per_minute: float | None = None
+    max_concurrency: int = 8
+    rate_limit_headers: tuple[str, str, str] = RATE_LIMIT_HEADER_SETS["ietf"]
 
 
 @configspec
@@ -330,7 +359,37 @@ def resolve_api_settings(source_name: str) -> ApiSettings:
         unit="seconds",
     )
     return ApiSettings(
-        base_url=base_url, api_key=str(spec.api_key), clock_skew_margin=timedelta(seconds=margin)
+        base_url=base_url,
+        api_key=str(spec.api_key),
+        clock_skew_margin=timedelta(seconds=margin),
+        pace=read_pace(source_name),
+    )
+
+
+DEFAULT_MAX_CONCURRENCY = 8
+"""Enough to fill a budget of 1,200 requests a minute at 250 ms a request (which needs 5 in
+flight), and few enough that the pages in memory stay a few MB."""
+
+
+def read_pace(source_name: str) -> ReadPace:
+    """`[sources.<api>]` `requests_per_minute`, `max_concurrency` and `rate_limit_headers`."""
+    section = f"sources.{source_name}"
+    headers = config_value(f"{section}.rate_limit_headers", "ietf", str).strip().lower()
+    if headers not in RATE_LIMIT_HEADER_SETS:
+        raise refusal(
+            dlt_setting(f"{section}.rate_limit_headers"),
+            "one of " + ", ".join(RATE_LIMIT_HEADER_SETS),
+            headers,
+        )
+    return ReadPace(
+        requests_per_minute=config_value(
+            f"{section}.requests_per_minute", None, float,
+            minimum=0, above_minimum=True, unit="requests a minute", example=1200,
+        ),
+        max_concurrency=config_value(
+            f"{section}.max_concurrency", DEFAULT_MAX_CONCURRENCY, int, minimum=1, unit="requests"
+        ),
+        rate_limit_headers=RATE_LIMIT_HEADER_SETS[headers],
     )
 
 
@@ -631,6 +690,12 @@ def pool_wait_seconds() -> float:
     refresh of a million tickets takes minutes), short enough that a run stuck behind a lost
     worker says so within the hour."""
     return env_number(POOL_WAIT_ENV, 3600.0, minimum=0)
+
+
+def progress_interval_seconds() -> float:
+    """`SVCDESK_PROGRESS_INTERVAL_SECONDS` (10): at most this long between two progress lines of
+    a read in the run log."""
+    return env_number("SVCDESK_PROGRESS_INTERVAL_SECONDS", 10.0, minimum=0, above_minimum=True)
 
 
 def sensor_margin() -> timedelta:

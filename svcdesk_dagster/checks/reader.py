@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dagster import AssetCheckResult, AssetKey, Failure
 from dlt.common.schema import Schema
@@ -23,12 +23,14 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.destinations.job_client_impl import SqlJobClientBase
 from dlt.destinations.sql_client import SqlClientBase
 from dlt.pipeline.pipeline import Pipeline
-from dlt.sources.rest_api.typing import EndpointResource
 
 from svcdesk_dagster.naming import table_name
 from svcdesk_dagster.resources import explain_destination_error
 from svcdesk_dagster.settings import destination_name
 from svcdesk_dagster.sources import VendorApi, declared_tables
+
+if TYPE_CHECKING:  # importing dlt's rest_api loads the HTTP stack
+    from dlt.sources.rest_api.typing import EndpointResource
 
 SAMPLE_SIZE = 5
 """How many offending keys a result shows: enough to start looking, few enough to read."""

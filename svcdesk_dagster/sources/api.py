@@ -8,12 +8,15 @@ a description into a dlt source; adding an API is one such module and one line i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
-from dlt.sources.rest_api.typing import EndpointResource
+from typing import TYPE_CHECKING, Any
 
 from svcdesk_dagster.sources.contract import DEFAULT_PRIMARY_KEY
-from svcdesk_dagster.sources.paginator import PAGINATOR_TYPE
+
+if TYPE_CHECKING:  # importing dlt's rest_api loads the HTTP stack: not when the code location loads
+    from dlt.sources.rest_api.typing import EndpointResource
+
+PAGINATOR_TYPE = "vendor_offset"
+"""The shift-proof paginator's name in rest_api's registry (`paginator.py` registers it)."""
 
 PAGE_LIMIT = 100
 """Records per request: the most the vendor allows (a larger one is a 400)."""

@@ -31,11 +31,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dlt.sources.rest_api.typing import EndpointResource
-
-from svcdesk_dagster.sources.errors import VendorContractError
+if TYPE_CHECKING:  # importing dlt's rest_api loads the HTTP stack: not when the code location loads
+    from dlt.sources.rest_api.typing import EndpointResource
 
 Columns = Mapping[str, Mapping[str, Any]]
 Record = dict[str, Any]
@@ -45,6 +44,11 @@ VARIANT_MARKER = "__v_"
 """dlt stores a value that does not fit its column's type in a variant `<column>__v_<type>`."""
 LIST_ITEM_COLUMN = "value"
 """The column dlt gives the items of a list of scalars in its child table."""
+
+
+class VendorContractError(ValueError):
+    """The vendor sent something its API contract rules out (a record without an id, ids out of
+    order): loading on would silently corrupt the table, so the read stops."""
 
 
 class TypeDriftError(VendorContractError):
@@ -89,6 +93,12 @@ def declared_tables(resource: EndpointResource) -> tuple[DeclaredTable, ...]:
 
 
 # -- the guard ----------------------------------------------------------------------------------
+
+
+def hard_delete_column(resource: EndpointResource) -> str | None:
+    """The declared column whose value marks a record deleted upstream (`deleted_at`), if any."""
+    columns = resource.get("columns") or {}
+    return next((name for name, spec in columns.items() if spec.get("hard_delete")), None)
 
 
 def type_name(value: Any) -> str:

@@ -17,12 +17,9 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from svcdesk_dagster.settings import MissingSettingError, env_var_name
-from svcdesk_dagster.sources.http import NotJsonAnswer, RedirectRefused, redact
-
-
-class VendorContractError(ValueError):
-    """The vendor sent something its API contract rules out (a record without an id, ids out of
-    order): loading on would silently corrupt the table, so the read stops."""
+from svcdesk_dagster.sources.contract import VendorContractError
+from svcdesk_dagster.sources.http import NotJsonAnswer, RedirectRefused
+from svcdesk_dagster.sources.redaction import redact
 
 
 @dataclass(frozen=True)

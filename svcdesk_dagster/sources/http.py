@@ -22,7 +22,7 @@ redirect (following it would send the key, in the query, to an address nobody co
 from __future__ import annotations
 
 import functools
-import re
+import threading
 import time
 from collections import Counter
 from email.utils import parsedate_to_datetime
@@ -47,6 +47,8 @@ from tenacity import (
 )
 
 from svcdesk_dagster.settings import RetrySettings
+from svcdesk_dagster.sources.governor import RateGovernor
+from svcdesk_dagster.sources.redaction import API_KEY_PARAM, redact
 
 MAX_CONNECTIONS = 50
 USER_AGENT = "svcdesk_dagster (dlt rest_api)"
@@ -55,24 +57,9 @@ RETRIED_EXCEPTIONS = (ConnectionError, Timeout, ChunkedEncodingError, ContentDec
 handshake (`SSLError`, a kind of `ConnectionError`) is not among them: a wrong scheme or port, or an
 untrusted certificate, fails the same way on every attempt."""
 JSON_STARTS = (b"{", b"[")
-API_KEY_PARAM = "api_key"
-"""The query parameter both vendors take the key in (docs/contract.md, Authentication)."""
-_QUERY_SECRET = re.compile(rf"(?i)({API_KEY_PARAM}=)[^&#\s'\"]+")
-REDACTED = "***"
-
-
 def key_in_query(api_key: str) -> dict[str, str]:
     """Where the key goes, as dlt's `api_key` auth takes it: in the query, as `api_key`."""
     return {"name": API_KEY_PARAM, "api_key": api_key, "location": "query"}
-
-
-def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """Removes API keys from a text: any `api_key=` query value and every known secret verbatim."""
-    text = _QUERY_SECRET.sub(rf"\g<1>{REDACTED}", text)
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
-    return text
 
 
 class RedirectRefused(requests.RequestException):
@@ -193,7 +180,8 @@ def _with_policy(
 
     @functools.wraps(send)
     def send_redacted(request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", settings.request_timeout)
+        if kwargs.get("timeout") is None:  # `Session.get` passes `timeout=None` explicitly
+            kwargs["timeout"] = settings.request_timeout
         kwargs["allow_redirects"] = False
         failure: requests.RequestException | None = None
         try:
@@ -228,6 +216,19 @@ def refuse_unexpected(response: requests.Response) -> None:
         )
 
 
+def refuse_failed_status(response: requests.Response, secrets: tuple[str, ...]) -> None:
+    """Raises, as dlt's REST client would, an `HTTPError` for an answer that is not a 200, with
+    no key in its message, request or response (for a caller that reads pages itself)."""
+    if response.status_code == 200:
+        return
+    error = requests.HTTPError(
+        f"{response.status_code} {response.reason} for url: {response.url}",
+        response=response,
+        request=response.request,
+    )
+    raise redacted_error(error, secrets)
+
+
 class ResponseTally:
     """Responses per URL path and status, for the run's metadata.
 
@@ -237,47 +238,70 @@ class ResponseTally:
 
     def __init__(self) -> None:
         self.counts: Counter[tuple[str, int]] = Counter()
+        self._lock = threading.Lock()  # pages of one listing are read on several threads
 
     def record(self, url: str, status: int) -> None:
-        self.counts[(urlsplit(url).path, status)] += 1
+        with self._lock:
+            self.counts[(urlsplit(url).path, status)] += 1
 
     def count(self, path_suffix: str, ok: bool = True) -> int:
         """Responses to paths ending in `path_suffix`: the 200s, or (ok=False) all the others."""
-        return sum(
-            n
-            for (path, status), n in self.counts.items()
-            if path.endswith(path_suffix) and (status == 200) == ok
-        )
+        return self._sum(path_suffix, lambda status: (status == 200) == ok)
+
+    def requests(self, path_suffix: str) -> int:
+        """Every attempt at paths ending in `path_suffix`, whatever its answer."""
+        return self._sum(path_suffix, lambda status: True)
+
+    def answered(self, path_suffix: str, status: int) -> int:
+        """Answers with `status` to paths ending in `path_suffix`."""
+        return self._sum(path_suffix, lambda answered: answered == status)
+
+    def _sum(self, path_suffix: str, counted: Callable[[int], bool]) -> int:
+        with self._lock:
+            items = list(self.counts.items())
+        return sum(n for (path, status), n in items if path.endswith(path_suffix) and counted(status))
 
 
-class TallyingAdapter(HTTPAdapter):
-    """The transport adapter, counting every attempt into a `ResponseTally`."""
+class MeteredAdapter(HTTPAdapter):
+    """The transport adapter: every attempt (retries included) asks the key's rate governor
+    first, when there is one, and is counted into the tally after."""
 
-    def __init__(self, tally: ResponseTally, **kwargs: Any) -> None:
+    def __init__(
+        self, tally: ResponseTally, governor: RateGovernor | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.tally = tally
+        self.governor = governor
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        if self.governor is not None:
+            self.governor.acquire()
         try:
             response = super().send(request, *args, **kwargs)
         except requests.RequestException:
-            self.tally.record(str(request.url), 0)
+            self._ended(request, None)
             raise
-        self.tally.record(str(request.url), response.status_code)
+        self._ended(request, response)
         return response
+
+    def _ended(self, request: requests.PreparedRequest, response: requests.Response | None) -> None:
+        self.tally.record(str(request.url), 0 if response is None else response.status_code)
+        if self.governor is not None:
+            self.governor.release(None if response is None else response.headers)
 
 
 def build_session(
-    settings: RetrySettings, secrets: tuple[str, ...] = (), tally: ResponseTally | None = None
+    settings: RetrySettings,
+    secrets: tuple[str, ...] = (),
+    tally: ResponseTally | None = None,
+    governor: RateGovernor | None = None,
 ) -> requests.Session:
     """A session with the retry policy that never shows the given secrets in an error,
-    counting its responses into `tally` when one is given."""
+    counting its responses into `tally` and pacing its requests with `governor`."""
     session = requests.Session()
     session.headers["User-Agent"] = USER_AGENT
-    adapter = (
-        TallyingAdapter(tally, pool_maxsize=MAX_CONNECTIONS)
-        if tally is not None
-        else HTTPAdapter(pool_maxsize=MAX_CONNECTIONS)
+    adapter = MeteredAdapter(
+        tally if tally is not None else ResponseTally(), governor, pool_maxsize=MAX_CONNECTIONS
     )
     session.mount("http://", adapter)
     session.mount("https://", adapter)

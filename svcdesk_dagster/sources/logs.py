@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from svcdesk_dagster.sources.http import redact
+from svcdesk_dagster.sources.redaction import redact
 
 
 class RedactingLogFilter(logging.Filter):

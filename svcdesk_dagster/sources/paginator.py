@@ -16,23 +16,21 @@ paginator relies on that alone:
 - a page shorter than `limit` is the last one; `total` is never read (which also spares a second
   JSON parse of every page).
 
-The paginator knows nothing of incremental windows: it only calls `on_first_request` with the
-first request of each read, the one moment dlt's REST client offers before anything is sent
-(`dlt_source.py` hands it `SyncWindow.advance`).
+It reads plain listings, the ones that can shift (`services`); a listing filtered with
+`updated_since` cannot, and is read several pages at a time instead (`listing.py`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from dlt.sources.helpers.rest_client.paginators import OffsetPaginator
 from dlt.sources.rest_api.config_setup import register_paginator
 from requests import Request, Response
 
-from svcdesk_dagster.sources.errors import VendorContractError
+from svcdesk_dagster.sources.api import PAGINATOR_TYPE
+from svcdesk_dagster.sources.contract import VendorContractError
 
-PAGINATOR_TYPE = "vendor_offset"
 MAX_REWINDS = 50
 
 
@@ -47,12 +45,10 @@ class VendorOffsetPaginator(OffsetPaginator):
         self,
         limit: int = 100,
         id_field: str = "id",
-        on_first_request: Callable[[Request], None] | None = None,
         max_rewinds: int = MAX_REWINDS,
     ) -> None:
         super().__init__(limit=limit, total_path=None, stop_after_empty_page=True)
         self.id_field = id_field
-        self.on_first_request = on_first_request
         self.max_rewinds = max_rewinds
         self._last_id: Any = None
         self._rewinds = 0
@@ -60,15 +56,13 @@ class VendorOffsetPaginator(OffsetPaginator):
     def init_request(self, request: Request) -> None:
         self._last_id = None
         self._rewinds = 0
-        if self.on_first_request is not None:
-            self.on_first_request(request)
         super().init_request(request)
 
     def update_state(self, response: Response, data: list[Any] | None = None) -> None:
         """Decides the next offset; drops, in place, the records of `data` already read."""
         page = data if data is not None else []
         offset, received = self.current_value, len(page)
-        self._check_ids(page, offset)
+        check_ids(page, offset, self.id_field)
         if self._listing_shifted(offset, page):
             self._rewind(offset, page)
             return
@@ -78,22 +72,6 @@ class VendorOffsetPaginator(OffsetPaginator):
         self._has_next_page = received >= self.limit
         # Start the next page on the last record of this one: the overlap that proves no shift.
         self.current_value = offset + received - 1
-
-    def _check_ids(self, page: list[Any], offset: int) -> None:
-        """Every record has an id and they ascend: what the contract promises and paging relies on."""
-        previous = None
-        for position, record in enumerate(page):
-            key = record.get(self.id_field) if isinstance(record, dict) else None
-            if key is None:
-                raise VendorContractError(
-                    f"the record at offset {offset + position} has no `{self.id_field}`"
-                )
-            if previous is not None and not _ascending(previous, key):
-                raise VendorContractError(
-                    f"`{self.id_field}` {key!r} at offset {offset + position} does not come after "
-                    f"{previous!r}: listings must be in ascending `{self.id_field}` order"
-                )
-            previous = key
 
     def _listing_shifted(self, offset: int, page: list[Any]) -> bool:
         """The record we overlapped on is no longer where we left it (or the page is gone)."""
@@ -122,6 +100,22 @@ class VendorOffsetPaginator(OffsetPaginator):
 
     def __str__(self) -> str:
         return f"{type(self).__name__}(limit={self.limit}, next offset={self.current_value})"
+
+
+def check_ids(page: list[Any], offset: int, id_field: str = "id", previous: Any = None) -> Any:
+    """Every record of `page` (read at `offset`) has an id, and the ids ascend, after `previous`
+    when given: what the contract promises and paging relies on. Returns the last id."""
+    for position, record in enumerate(page):
+        key = record.get(id_field) if isinstance(record, dict) else None
+        if key is None:
+            raise VendorContractError(f"the record at offset {offset + position} has no `{id_field}`")
+        if previous is not None and not _ascending(previous, key):
+            raise VendorContractError(
+                f"`{id_field}` {key!r} at offset {offset + position} does not come after "
+                f"{previous!r}: listings must be in ascending `{id_field}` order"
+            )
+        previous = key
+    return previous
 
 
 def _ascending(previous: Any, key: Any) -> bool:

@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import dlt
-from requests import Request
 
 WINDOW_STATE_KEY = "next_window_start"
 BEGINNING = "1970-01-01T00:00:00.000Z"
 """The first window of an incremental sync: everything, soft-deleted tickets included, so their
-deletion reaches a table that may already hold them."""
+deletion reaches a table that may already hold them. A full read starts here too."""
 
 
 def iso_timestamp(moment: datetime) -> str:
@@ -35,23 +34,22 @@ def iso_timestamp(moment: datetime) -> str:
 class SyncWindow:
     """Where one resource's read starts, and where the next read will start.
 
-    `incremental=False` is a full read: no filter is sent (the plain listing holds exactly the
-    live records), but the next incremental window still starts at this read.
+    `incremental=False` is a full read: it starts at the beginning, but the next incremental
+    window still starts at this read.
     """
 
     resource: str
-    param: str
     margin: timedelta
     incremental: bool = True
 
-    def advance(self, request: Request) -> None:
-        """Sends the window's start with a read's first request, and moves the stored start to
-        this read's start (less the margin) for the next read.
+    def advance(self) -> str:
+        """The start of this read's window (the `updated_since` to send), after moving the stored
+        start to this read's start, less the margin, for the next read.
 
-        Runs inside dlt's extract step (the paginator calls it), so the state written here is
-        committed only with the data of this read.
+        Call it inside dlt's extract step (the listing's generator does), so the state written
+        here is committed only with the data of this read.
         """
         state = dlt.current.resource_state(self.resource)
-        if self.incremental:
-            request.params[self.param] = state.get(WINDOW_STATE_KEY) or BEGINNING
+        start = (state.get(WINDOW_STATE_KEY) or BEGINNING) if self.incremental else BEGINNING
         state[WINDOW_STATE_KEY] = iso_timestamp(datetime.now(timezone.utc) - self.margin)
+        return str(start)
