@@ -30,6 +30,7 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.pipeline.pipeline import Pipeline
 from pydantic import Field
 
+from svcdesk_dagster.catalog import asset_description, column_schema
 from svcdesk_dagster.naming import op_name, sync_pool, table_name
 from svcdesk_dagster.pools import PoolGuard
 from svcdesk_dagster.resources import (
@@ -75,18 +76,20 @@ DEFAULT_FRESHNESS_OF_OTHERS = timedelta(days=1)
 
 def asset_spec(api: VendorApi, resource_name: str) -> AssetSpec:
     """The asset for one dlt resource: key = resource name, group = API, table = dataset.table."""
+    fresh_within = freshness_window(
+        resource_name, DEFAULT_FRESHNESS.get(resource_name, DEFAULT_FRESHNESS_OF_OTHERS)
+    )
     return AssetSpec(
         key=AssetKey(resource_name),
         group_name=api.name,
-        description=api.descriptions.get(resource_name),
+        description=asset_description(api, resource_name, fresh_within),
         kinds={"dlt", destination_name()},
         owners=asset_owners(),
-        freshness_policy=FreshnessPolicy.time_window(
-            fail_window=freshness_window(
-                resource_name, DEFAULT_FRESHNESS.get(resource_name, DEFAULT_FRESHNESS_OF_OTHERS)
-            )
-        ),
-        metadata={"dagster/table_name": table_name(api, resource_name)},
+        freshness_policy=FreshnessPolicy.time_window(fail_window=fresh_within),
+        metadata={
+            "dagster/table_name": table_name(api, resource_name),
+            "dagster/column_schema": column_schema(api, resource_name),
+        },
     )
 
 

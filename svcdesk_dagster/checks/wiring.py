@@ -52,8 +52,11 @@ def check_specs(api: VendorApi) -> list[AssetCheckSpec]:
                 blocking=True,
                 description=(
                     "Columns, dlt types and nullability of the table and its child tables match "
-                    "the declared schema, with no variant (`*__v_*`) column. New column: WARN; "
-                    "anything else: ERROR."
+                    "the declared schema, with no variant (`*__v_*`) column. New column: WARN "
+                    "(the vendor added a field; it is loaded). Anything else: ERROR, the run "
+                    "fails and downstream assets wait: the vendor sent a value of another type "
+                    "(the metadata names the records). What to do: README, Asset checks, "
+                    "`schema_contract`."
                 ),
             ),
             AssetCheckSpec(
@@ -62,7 +65,10 @@ def check_specs(api: VendorApi) -> list[AssetCheckSpec]:
                 blocking=True,
                 description=(
                     "The primary key is never null nor repeated, and every child row links to an "
-                    "existing parent row."
+                    "existing parent row. A failure (ERROR) fails the run and holds downstream "
+                    "assets: the table no longer has one row per upstream record (the metadata "
+                    "gives counts and a few keys). What to do: README, Asset checks, "
+                    "`merge_key_unique`."
                 ),
             ),
         )

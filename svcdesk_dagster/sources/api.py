@@ -53,9 +53,10 @@ class VendorApi:
         return str(resource["endpoint"]["path"])
 
 
-def column(data_type: str, nullable: bool, **hints: Any) -> dict[str, Any]:
-    """A declared column: its dlt type and nullability, from the contract's field tables."""
-    return {"data_type": data_type, "nullable": nullable, **hints}
+def column(data_type: str, nullable: bool, description: str, **hints: Any) -> dict[str, Any]:
+    """A declared column: its dlt type, nullability and meaning, from the contract's field tables
+    (docs/contract.md). The description reaches dlt's schema and the Dagster catalog."""
+    return {"data_type": data_type, "nullable": nullable, "description": description, **hints}
 
 
 def columns(**declared: dict[str, Any]) -> dict[str, dict[str, Any]]:

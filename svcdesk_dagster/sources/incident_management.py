@@ -9,30 +9,32 @@ from __future__ import annotations
 from svcdesk_dagster.sources.api import PAGINATOR, VendorApi, column, columns
 
 INCIDENT_COLUMNS = columns(
-    id=column("text", False),
-    title=column("text", False),
-    status=column("text", False),
-    urgency=column("text", False),
-    service_id=column("text", False),
-    created_at=column("timestamp", False),
-    updated_at=column("timestamp", False),
-    acknowledged_at=column("timestamp", True),
-    resolved_at=column("timestamp", True),
+    id=column("text", False, "The incident's id, such as INC0000042: the primary key."),
+    title=column("text", False, "The incident's title."),
+    status=column("text", False, "triggered, acknowledged or resolved."),
+    urgency=column("text", False, "high or low."),
+    service_id=column("text", False, "The `id` of the service it was raised against."),
+    created_at=column("timestamp", False, "When the incident was raised (UTC, vendor's clock)."),
+    updated_at=column(
+        "timestamp", False, "When the incident last changed (UTC, vendor's clock): what windows read."
+    ),
+    acknowledged_at=column("timestamp", True, "When someone acknowledged it, if anyone has."),
+    resolved_at=column("timestamp", True, "When it was resolved, if it is."),
 )
 
 ASSIGNEE_COLUMNS = columns(
-    id=column("text", False),
-    name=column("text", False),
+    id=column("text", False, "The assignee's user id."),
+    name=column("text", False, "The assignee's name."),
 )
 
 SERVICE_COLUMNS = columns(
-    id=column("text", False),
-    name=column("text", False),
-    description=column("text", True),
-    status=column("text", False),
-    escalation_policy_id=column("text", True),
-    created_at=column("timestamp", False),
-    updated_at=column("timestamp", False),
+    id=column("text", False, "The service's id, such as SVC0007: the primary key."),
+    name=column("text", False, "The service's name."),
+    description=column("text", True, "What the service is, if the vendor says."),
+    status=column("text", False, "active, disabled or maintenance."),
+    escalation_policy_id=column("text", True, "The id of its escalation policy, if any."),
+    created_at=column("timestamp", False, "When the service was created (UTC, vendor's clock)."),
+    updated_at=column("timestamp", False, "When the service last changed (UTC, vendor's clock)."),
 )
 
 INCIDENT_MANAGEMENT = VendorApi(
