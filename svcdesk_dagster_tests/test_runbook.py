@@ -101,6 +101,32 @@ def test_the_rebuild_procedure_acts_on_the_runs_data(
     assert "load" in trace.stdout.lower()
 
 
+def test_dlts_own_cli_reads_the_runs_pipelines_from_the_project_root(
+    simulator: Simulator, project: Project, tmp_path: Path
+) -> None:
+    """`./dev dlt pipeline svcdesk_service_desk info` (and `trace`), as the README shows them:
+    `./dev` says where the instance keeps the pipelines, so dlt's CLI needs no wrapper."""
+    deployed = deployment(tmp_path, simulator, project)
+    materialize(deployed, "tickets")
+    env = {name: value for name, value in deployed.env.items() if name != "PATH"}
+    env["PATH"] = f"{BIN}:/usr/bin:/bin"
+
+    def dev_dlt(*arguments: str) -> str:
+        done = subprocess.run(
+            [str(PROJECT_ROOT / "dev"), "dlt", "pipeline", "svcdesk_service_desk", *arguments],
+            cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    info = dev_dlt("info")
+    assert f"Found pipeline svcdesk_service_desk in {deployed.home / 'dlt' / 'pipelines'}" in info
+    assert "dataset_name: service_desk" in info
+    trace = dev_dlt("trace")
+    assert f"- tickets: {len(simulator.all_tickets())} row(s)" in trace
+    assert not (PROJECT_ROOT / "svcdesk_service_desk.duckdb").exists(), "no stray DuckDB file"
+
+
 def test_the_dlt_command_refuses_to_guess_without_an_instance(
     simulator: Simulator, project: Project, tmp_path: Path
 ) -> None:
