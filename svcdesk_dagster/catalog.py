@@ -30,9 +30,8 @@ DLT_TYPES = {"text": "string", "bigint": "int", "double": "float", "bool": "bool
 
 def column_schema(api: VendorApi, resource_name: str) -> TableSchema:
     """The asset's columns: its table's, its child tables', and dlt's."""
-    resource = next(r for r in api.resources if r["name"] == resource_name)
     columns: list[TableColumn] = []
-    for table in declared_tables(resource):
+    for table in declared_tables(api.resource(resource_name)):
         prefix = "" if table.parent is None else f"{table.name}."
         columns += [_declared(prefix + name, spec) for name, spec in table.columns.items()]
         added = DLT_ROW_COLUMNS if table.parent is None else DLT_CHILD_COLUMNS

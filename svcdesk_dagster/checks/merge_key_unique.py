@@ -20,7 +20,6 @@ from dlt.destinations.sql_client import SqlClientBase
 
 from svcdesk_dagster.checks.reader import (
     LoadedTables,
-    api_resource,
     first_rows,
     json_safe,
     not_created,
@@ -35,7 +34,7 @@ def merge_key_unique(
     api: VendorApi, resource_name: str, destination: LoadedTables
 ) -> AssetCheckResult:
     """`merge_key_unique`: the primary key never null nor repeated, every child row linked."""
-    root, *children = declared_tables(api_resource(api, resource_name))
+    root, *children = declared_tables(api.resource(resource_name))
     if root.name not in destination.tables:
         return not_created(api, resource_name, MERGE_KEY_UNIQUE)
     keys = key_counts(destination.sql, root.name, str(root.primary_key))

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dagster import AssetCheckResult, AssetKey, Failure
 from dlt.common.schema import Schema
@@ -28,9 +28,6 @@ from svcdesk_dagster.naming import table_name
 from svcdesk_dagster.resources import explain_destination_error
 from svcdesk_dagster.settings import destination_name
 from svcdesk_dagster.sources import VendorApi, declared_tables
-
-if TYPE_CHECKING:  # importing dlt's rest_api loads the HTTP stack
-    from dlt.sources.rest_api.typing import EndpointResource
 
 SAMPLE_SIZE = 5
 """How many offending keys a result shows: enough to start looking, few enough to read."""
@@ -92,11 +89,6 @@ def stored_nested_tables(client: SqlJobClientBase, api: VendorApi) -> dict[str, 
         for name in api.resource_names
         if name in schema.tables
     }
-
-
-def api_resource(api: VendorApi, resource_name: str) -> EndpointResource:
-    """The resource dict of `resource_name`, whose declarations the checks compare against."""
-    return next(r for r in api.resources if r["name"] == resource_name)
 
 
 def not_created(api: VendorApi, resource_name: str, check_name: str) -> AssetCheckResult:

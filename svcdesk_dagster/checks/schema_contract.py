@@ -28,7 +28,6 @@ from dlt.destinations.sql_client import SqlClientBase
 
 from svcdesk_dagster.checks.reader import (
     LoadedTables,
-    api_resource,
     first_rows,
     json_safe,
     not_created,
@@ -52,7 +51,7 @@ def schema_contract(
 ) -> AssetCheckResult:
     """`schema_contract`: the resource's tables against their declarations, plus tables nobody
     declared. Only new columns or tables: failed with WARN; anything else: failed with ERROR."""
-    declared = declared_tables(api_resource(api, resource_name))
+    declared = declared_tables(api.resource(resource_name))
     missing = sorted({t.name for t in declared} - set(destination.tables))
     if resource_name in missing:
         return not_created(api, resource_name, SCHEMA_CONTRACT)

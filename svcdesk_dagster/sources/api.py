@@ -47,10 +47,13 @@ class VendorApi:
     def resource_names(self) -> tuple[str, ...]:
         return tuple(str(resource["name"]) for resource in self.resources)
 
+    def resource(self, resource_name: str) -> EndpointResource:
+        """The description of the resource called `resource_name`."""
+        return next(r for r in self.resources if r["name"] == resource_name)
+
     def endpoint_path(self, resource_name: str) -> str:
         """The path `resource_name` is read from, e.g. `/v1/tickets`."""
-        resource = next(r for r in self.resources if r["name"] == resource_name)
-        return str(resource["endpoint"]["path"])
+        return str(self.resource(resource_name)["endpoint"]["path"])
 
 
 def column(data_type: str, nullable: bool, description: str, **hints: Any) -> dict[str, Any]:

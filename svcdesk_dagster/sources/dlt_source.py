@@ -107,10 +107,10 @@ def _changed_listing_resource(
             raise
         progress.finish()
 
-    hints = {key: value for key, value in resource.items() if key != "endpoint"}
-    steps = hints.pop("processing_steps", None) or []
+    hints = {key: value for key, value in _with_type_guard(resource).items() if key != "endpoint"}
+    steps = hints.pop("processing_steps")
     dlt_resource = dlt.resource(pages, **{**RESOURCE_DEFAULTS, **hints})
-    for step in [*steps, {"map": type_guard(resource)}]:
+    for step in steps:
         dlt_resource.add_map(step["map"])
     return dlt_resource
 
