@@ -1,5 +1,5 @@
-"""The `svcdesk` command: `svcdesk demo`, `svcdesk simulate --port P`, and the operations
-`svcdesk dlt ...` and `svcdesk rebuild <asset>`."""
+"""The `svcdesk` command: `svcdesk demo`, `svcdesk simulate --port P`, `svcdesk screenshots`, and
+the operations `svcdesk dlt ...` and `svcdesk rebuild <asset>`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import dataclasses
 import math
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from svcdesk_simulator import (
     RATE_LIMIT_HEADER_STYLES,
@@ -32,6 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--incident-management-api-key", default="im-local-key")
     _add_size_arguments(simulate)
     _add_vendor_condition_arguments(simulate)
+
+    screenshots = commands.add_parser(
+        "screenshots",
+        help="run the demo, then take the README's pictures of the web UI in headless Chromium",
+    )
+    screenshots.add_argument("--out", type=Path, default=None, metavar="DIR",
+                             help="where the PNGs go (default: docs/screenshots of the project)")
+    _add_size_arguments(screenshots)
 
     dlt_cli = commands.add_parser(
         "dlt",
@@ -60,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         from svcdesk_dagster.demo import run_demo
 
         return run_demo(_size_from(args))
+    if args.command == "screenshots":
+        return _screenshots(args.out, _size_from(args))
     serve_forever(
         args.port, _size_from(args), args.service_desk_api_key, args.incident_management_api_key,
         latency_ms=args.latency_ms, jitter_ms=_jitter_from(parser, args), budget=_budget_from(parser, args),
@@ -134,6 +145,20 @@ def _jitter_from(parser: argparse.ArgumentParser, args: argparse.Namespace) -> f
     if args.jitter_ms > args.latency_ms:
         parser.error("--jitter-ms must not exceed --latency-ms")
     return args.jitter_ms
+
+
+def _screenshots(out: Path | None, size: VendorSize) -> int:
+    from svcdesk_dagster.screenshots import (
+        SCREENSHOTS_DIR,
+        ScreenshotError,
+        take_screenshots,
+    )
+
+    try:
+        return take_screenshots(out or SCREENSHOTS_DIR, size)
+    except ScreenshotError as error:
+        print(f"svcdesk screenshots: {error}", file=sys.stderr)
+        return 2
 
 
 def _runbook(command: str, arguments: list[str]) -> int:

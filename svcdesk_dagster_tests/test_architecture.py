@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "svcdesk_dagster"
 LAYERS = ("settings", "sources", "concepts", "definitions")
 """Bottom to top."""
 
-OUTSIDE_THE_CODE_LOCATION = {"cli", "demo", "runbook", "row_counts"}
+OUTSIDE_THE_CODE_LOCATION = {"cli", "demo", "runbook", "row_counts", "screenshots"}
 """Commands and their helpers: they may use any layer (the demo runs the definitions)."""
 
 SETTING_READS = (
