@@ -110,7 +110,7 @@ class HeadlessChromium:
 
     `--virtual-time-budget` lets the page run up to that many milliseconds of its own time, where
     time stands still while requests are in flight: the single-page app gets its GraphQL answers
-    and renders before the DOM is read, however slow the machine.
+    and renders before the DOM is read, even on a busy machine.
     """
 
     VIRTUAL_TIME_BUDGET_MS = 15_000
@@ -271,16 +271,20 @@ def page_url(base_url: str, page: UiPage, run_id: str) -> str:
     return base_url + page.path.format(run_id=run_id)
 
 
-def shoot(chromium: HeadlessChromium, url: str, page: UiPage, png: Path) -> None:
-    """A picture of the page showing all of `page.must_show`, or an error and no picture."""
+def render_complete(
+    chromium: HeadlessChromium, url: str, page: UiPage, screenshot: Path | None = None
+) -> str:
+    """The visible text of the page once it shows all of `page.must_show` (and its picture in
+    `screenshot`, when given), or an error and no picture."""
     missing: list[str] = []
     for _ in range(RENDER_ATTEMPTS):
-        text = chromium.render(url, page.window, screenshot=png)
+        text = chromium.render(url, page.window, screenshot)
         missing = [expected for expected in page.must_show if expected not in text]
         if not missing:
-            return
-    png.unlink()
-    raise ScreenshotError(f"{url} never showed {missing} in {RENDER_ATTEMPTS} loads; not shot")
+            return text
+    if screenshot is not None:
+        screenshot.unlink()
+    raise ScreenshotError(f"{url} never showed {missing} in {RENDER_ATTEMPTS} loads")
 
 
 def take_screenshots(out_dir: Path, size: VendorSize) -> int:
@@ -300,6 +304,6 @@ def take_screenshots(out_dir: Path, size: VendorSize) -> int:
         run_id = latest_run_id(base_url, DEMO_JOB)
         for page in PAGES:
             png = out_dir / f"{page.name}.png"
-            shoot(chromium, page_url(base_url, page, run_id), page, png)
+            render_complete(chromium, page_url(base_url, page, run_id), page, png)
             print(f"{png} ({png.stat().st_size // 1024} KiB): {page.shows}")
     return 0

@@ -27,6 +27,7 @@ from svcdesk_dagster.screenshots import (
     UiPage,
     latest_run_id,
     page_url,
+    render_complete,
     serve_web_ui,
 )
 from svcdesk_dagster_tests.conftest import PROJECT_SETTINGS
@@ -117,7 +118,7 @@ def test_the_rendered_pages_show_the_assets_checks_and_row_count(
     with serve_web_ui(screenshots.dagster_home, screenshots.env) as base_url:
         run_id = latest_run_id(base_url, "full_refresh")
         text = {
-            page.name: chromium.render(page_url(base_url, page, run_id), page.window)
+            page.name: render_complete(chromium, page_url(base_url, page, run_id), page)
             for page in PAGES
         }
 
