@@ -43,6 +43,17 @@ class Project:
     env: dict[str, str]
 
 
+def unconfigured_environment() -> dict[str, str]:
+    """This process's environment without any of the project's settings, nor any dlt source or
+    destination setting: an operator's shell before they configured anything."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name not in PROJECT_SETTINGS
+        and not name.startswith(("SOURCES__", "DESTINATION__", "SVCDESK_"))
+    }
+
+
 def unused_port() -> int:
     """A loopback port nothing listens on now: bound, read and released. For a server a test
     starts (it may be taken in between, rarely), or as an address that refuses connections."""

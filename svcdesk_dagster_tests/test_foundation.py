@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from datetime import timedelta
@@ -10,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from svcdesk_dagster_tests.conftest import PROJECT_SETTINGS, SERVICE_DESK_KEY, Project
+from svcdesk_dagster_tests.conftest import (
+    PROJECT_SETTINGS,
+    SERVICE_DESK_KEY,
+    Project,
+    unconfigured_environment,
+)
 from svcdesk_dagster_tests.dagster_runs import materialize, materialized_keys, run_job
 from svcdesk_dagster_tests.tables_vs_simulator import (
     TABLES,
@@ -160,13 +164,9 @@ def dagster_cli(*args: str, env: dict[str, str], cwd: Path = PROJECT_ROOT) -> No
 
 
 def test_definitions_load_with_no_environment(tmp_path: Path) -> None:
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in PROJECT_SETTINGS and not name.startswith(("SOURCES__", "DESTINATION__"))
-    }
     # In an empty folder: no .dlt/ there either.
-    dagster_cli("definitions", "validate", "-m", "svcdesk_dagster", env=env, cwd=tmp_path)
+    dagster_cli("definitions", "validate", "-m", "svcdesk_dagster", env=unconfigured_environment(),
+                cwd=tmp_path)
 
 
 def test_the_code_location_offers_the_interface_names() -> None:

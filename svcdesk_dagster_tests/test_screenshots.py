@@ -8,7 +8,6 @@ Without Chromium the tests skip, except under `CI=true`, where `.ci/run` install
 
 from __future__ import annotations
 
-import os
 import shutil
 import struct
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from svcdesk_dagster.demo import DEMO_JOB
 from svcdesk_dagster.screenshots import (
     PAGES,
     PROJECT_ROOT,
@@ -30,7 +30,7 @@ from svcdesk_dagster.screenshots import (
     render_complete,
     serve_web_ui,
 )
-from svcdesk_dagster_tests.conftest import PROJECT_SETTINGS
+from svcdesk_dagster_tests.conftest import unconfigured_environment
 from svcdesk_dagster_tests.postgres import in_ci
 
 SVCDESK = str(Path(sys.executable).with_name("svcdesk"))
@@ -72,7 +72,7 @@ def screenshots(chromium: HeadlessChromium, tmp_path_factory: pytest.TempPathFac
     shutil.copy(PROJECT_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
     duckdb_file = root / "svcdesk.duckdb"
     env = {
-        **{name: value for name, value in os.environ.items() if name not in PROJECT_SETTINGS},
+        **unconfigured_environment(),
         "DAGSTER_HOME": str(dagster_home),
         "DESTINATION__DUCKDB__CREDENTIALS": str(duckdb_file),
         "DLT_DATA_DIR": str(root / "dlt"),
@@ -116,7 +116,7 @@ def test_the_rendered_pages_show_the_assets_checks_and_row_count(
     assert 0 < tickets < 240  # the simulator's 240 tickets, less the soft-deleted ones
 
     with serve_web_ui(screenshots.dagster_home, screenshots.env) as base_url:
-        run_id = latest_run_id(base_url, "full_refresh")
+        run_id = latest_run_id(base_url, DEMO_JOB)
         text = {
             page.name: render_complete(chromium, page_url(base_url, page, run_id), page)
             for page in PAGES

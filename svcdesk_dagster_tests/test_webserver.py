@@ -8,7 +8,6 @@ through its GraphQL API what the UI shows.
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from svcdesk_dagster.screenshots import PROJECT_ROOT, graphql, serve_web_ui
-from svcdesk_dagster_tests.conftest import PROJECT_SETTINGS
+from svcdesk_dagster_tests.conftest import unconfigured_environment
 
 REPOSITORY_QUERY = """
 {
@@ -41,25 +40,14 @@ REPOSITORY_QUERY = """
 """
 
 
-def operator_env(dagster_home: Path) -> dict[str, str]:
-    """The environment with none of the project's settings: the UI must load without them, and
-    the schedules show their defaults."""
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in PROJECT_SETTINGS
-        and not name.startswith(("SOURCES__", "DESTINATION__", "SVCDESK_"))
-    }
-    return {**env, "DAGSTER_HOME": str(dagster_home)}
-
-
 @pytest.fixture
 def webserver(tmp_path: Path) -> Iterator[str]:
     """`dagster-webserver -w workspace.yaml` on a free loopback port; yields its base URL."""
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
     shutil.copy(PROJECT_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
-    with serve_web_ui(dagster_home, operator_env(dagster_home)) as base_url:
+    # No API settings at all: the UI must load without them, and the schedules show their defaults.
+    with serve_web_ui(dagster_home, unconfigured_environment()) as base_url:
         yield base_url
 
 
