@@ -37,7 +37,7 @@ SCREENSHOTS_DIR = PROJECT_ROOT / "docs" / "screenshots"
 WEBSERVER_STARTUP_SECONDS = 60.0
 RENDER_ATTEMPTS = 3
 """A page whose DOM lacks what it must show is loaded again this often before the command fails:
-the first load after the webserver starts may still be compiling the code location's snapshot."""
+on a busy machine a request can outlast Chromium's page-time budget."""
 
 
 class ScreenshotError(Exception):
@@ -257,6 +257,7 @@ def _wait_until_loaded(process: subprocess.Popen[bytes], base_url: str, log: Pat
 
 
 def latest_run_id(base_url: str, job_name: str) -> str:
+    """The newest run of `job_name` in the instance the webserver shows: the run whose log is shot."""
     runs = graphql(
         base_url,
         '{ runsOrError(limit: 1, filter: {pipelineName: "%s"}) { ... on Runs { results { runId } } } }'
