@@ -200,7 +200,7 @@ LOCATION_QUERY = """
 def serve_web_ui(dagster_home: Path, env: Mapping[str, str]) -> Iterator[str]:
     """`dagster-webserver -w workspace.yaml` on a free loopback port with the instance in
     `dagster_home`, from the project root; yields its base URL once the code location has loaded."""
-    port = _unused_loopback_port()
+    port = unused_loopback_port()
     log = dagster_home / "webserver.log"
     webserver = str(Path(sys.executable).with_name("dagster-webserver"))
     with log.open("wb") as output:
@@ -227,8 +227,9 @@ def serve_web_ui(dagster_home: Path, env: Mapping[str, str]) -> Iterator[str]:
             process.wait(timeout=5)
 
 
-def _unused_loopback_port() -> int:
-    """A loopback port nothing listens on now: bound, read and released for the webserver."""
+def unused_loopback_port() -> int:
+    """A loopback port nothing listens on now: bound, read and released. For a server about to be
+    started (it may be taken in between, rarely), or as an address that refuses connections."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]

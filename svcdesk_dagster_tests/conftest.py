@@ -7,7 +7,6 @@ independent and nothing lands in the developer's `data/` or `~/.dlt`.
 from __future__ import annotations
 
 import os
-import socket
 
 # Before the code location is imported: Dagster's step retries keep their count, not their
 # 10-second delays, so a test of a lasting outage takes a second instead of over a minute.
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest  # noqa: E402
 
+from svcdesk_dagster.screenshots import unused_loopback_port  # noqa: E402
 from svcdesk_simulator import Simulator, settings_for  # noqa: E402
 
 SERVICE_DESK_KEY = "sd-test-key-0123456789"
@@ -54,12 +54,9 @@ def unconfigured_environment() -> dict[str, str]:
     }
 
 
-def unused_port() -> int:
-    """A loopback port nothing listens on now: bound, read and released. For a server a test
-    starts (it may be taken in between, rarely), or as an address that refuses connections."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+unused_port = unused_loopback_port
+"""A loopback port nothing listens on now, for a server a test starts or an address that refuses
+connections: the same probe the screenshots' webserver takes its port from."""
 
 
 @pytest.fixture
