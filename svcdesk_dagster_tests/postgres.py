@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -73,6 +73,13 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
 
 
+def skip_or_fail_in_ci(reason: str) -> NoReturn:
+    """Skips a test whose tool is missing; under CI, where `.ci/run` installs it, fails it."""
+    if in_ci():
+        pytest.fail(f"{reason} CI installs it in .ci/run, so here it is a failure.", pytrace=False)
+    pytest.skip(reason)
+
+
 def require_binaries() -> Path:
     """The server binaries, or skip (fail in CI) with a reason that says how to get them."""
     binaries = find_binaries()
@@ -82,9 +89,7 @@ def require_binaries() -> Path:
         "PostgreSQL server binaries (initdb, pg_ctl, pg_isready) not found: install Debian's "
         "`postgresql` package (`scripts/ensure-postgres` does) to run the PostgreSQL tests."
     )
-    if in_ci():
-        pytest.fail(f"{reason} CI installs it in .ci/run, so here it is a failure.", pytrace=False)
-    pytest.skip(reason)
+    skip_or_fail_in_ci(reason)
 
 
 @dataclass(frozen=True)

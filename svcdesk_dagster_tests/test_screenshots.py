@@ -31,7 +31,7 @@ from svcdesk_dagster.screenshots import (
     serve_web_ui,
 )
 from svcdesk_dagster_tests.conftest import unconfigured_environment
-from svcdesk_dagster_tests.postgres import in_ci
+from svcdesk_dagster_tests.postgres import skip_or_fail_in_ci
 
 SVCDESK = str(Path(sys.executable).with_name("svcdesk"))
 SIZE = ("--tickets", "240", "--incidents", "90", "--services", "7", "--seed", "11")
@@ -53,9 +53,7 @@ def require_chromium() -> HeadlessChromium:
     try:
         return HeadlessChromium.find()
     except ScreenshotError as missing:
-        if in_ci():
-            pytest.fail(f"{missing} CI installs it in .ci/run, so here it is a failure.", pytrace=False)
-        pytest.skip(str(missing))
+        skip_or_fail_in_ci(str(missing))
 
 
 @pytest.fixture(scope="module")
